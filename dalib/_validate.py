@@ -1,0 +1,74 @@
+"""Argument checks that raise errors naming the argument and what was expected."""
+
+from __future__ import annotations
+
+from .backend import is_traced, namespace
+
+
+def check_array(x, name: str, *, ndim=None, min_ndim=None, last=None, finite=True):
+    """Validate an array argument and return it.
+
+    Parameters
+    ----------
+    x : array
+        The value to check.
+    name : str
+        The argument's name, used in the error message.
+    ndim : int, optional
+        Exact number of dimensions expected.
+    min_ndim : int, optional
+        Least number of dimensions expected.
+    last : int or tuple of int, optional
+        Expected size of the trailing axis (or of the trailing axes).
+    finite : bool
+        Whether NaN and infinite values are rejected (skipped for traced JAX values).
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    shape = tuple(x.shape)
+    if ndim is not None and len(shape) != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {shape}")
+    if min_ndim is not None and len(shape) < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimension(s), got shape {shape}")
+    if last is not None:
+        last = (last,) if isinstance(last, int) else tuple(last)
+        if shape[len(shape) - len(last):] != last or len(shape) < len(last):
+            want = ", ".join(str(s) for s in last)
+            raise ValueError(f"{name} must have shape (..., {want}), got shape {shape}")
+    if finite:
+        check_finite(x, name)
+    return x
+
+
+def check_finite(x, name: str):
+    """Raise ``ValueError`` if ``x`` holds NaN or infinite values."""
+    if is_traced(x):
+        return x
+    xp = namespace(x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x
+
+
+def check_positive(value, name: str):
+    """Raise ``ValueError`` unless ``value`` (a scalar or array) is strictly positive."""
+    if is_traced(value):
+        return value
+    if isinstance(value, (int, float)):
+        ok = value > 0
+    else:
+        xp = namespace(value)
+        ok = bool(xp.all(value > 0))
+    if not ok:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return value
+
+
+def check_int(value, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an ``int`` if it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    value = int(value.__index__())
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value

@@ -1,0 +1,192 @@
+"""Array backends: namespaces, conversion and the few operations outside the array API.
+
+dalib code never imports NumPy for numerics.  Each function asks its inputs for their
+namespace with :func:`namespace` and then calls only functions of the `array API standard
+<https://data-apis.org/array-api/>`_.  The handful of operations the standard lacks
+(triangular solves, the error function, random numbers) are dispatched here, in one place,
+to NumPy/SciPy, CuPy, JAX or a portable fallback.
+
+Backends are named ``"numpy"``, ``"cupy"``, ``"jax"`` and ``"array_api_strict"`` (a strict
+stand-in used by the tests to prove that nothing NumPy-specific leaks into the code).
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+
+import array_api_compat as _aac
+
+BACKENDS = ("numpy", "cupy", "jax", "array_api_strict")
+
+__all__ = [
+    "BACKENDS",
+    "get_namespace",
+    "namespace",
+    "backend_name",
+    "asarray",
+    "to_numpy",
+    "is_traced",
+    "solve_triangular",
+    "erf",
+]
+
+
+def get_namespace(name: str | ModuleType) -> ModuleType:
+    """Return the array namespace of the backend called ``name``.
+
+    Parameters
+    ----------
+    name : {"numpy", "cupy", "jax", "array_api_strict"} or module
+        The backend.  A namespace module is returned unchanged.
+
+    Notes
+    -----
+    Asking for ``"jax"`` switches JAX to double precision (``jax_enable_x64``), because
+    data assimilation runs in float64 everywhere else in dalib.
+    """
+    if isinstance(name, ModuleType):
+        return name
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+    elif name == "cupy":
+        try:
+            import array_api_compat.cupy as xp
+        except ImportError as err:  # pragma: no cover - depends on the machine
+            raise ImportError(
+                "backend 'cupy' needs CuPy and a CUDA GPU: pip install 'dalib[gpu]'"
+            ) from err
+    elif name == "jax":
+        try:
+            import jax
+        except ImportError as err:  # pragma: no cover - depends on the machine
+            raise ImportError("backend 'jax' needs JAX: pip install 'dalib[jax]'") from err
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as xp
+    elif name == "array_api_strict":
+        import array_api_strict as xp
+    else:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    return xp
+
+
+def namespace(*arrays) -> ModuleType:
+    """Array namespace shared by ``arrays`` (Python scalars and ``None`` are ignored).
+
+    With no arrays at all the NumPy namespace is returned.
+    """
+    arrays = [a for a in arrays if a is not None and not isinstance(a, (int, float, complex))]
+    if not arrays:
+        return get_namespace("numpy")
+    try:
+        return _aac.array_namespace(*arrays)
+    except TypeError as err:
+        raise TypeError(
+            "inputs must be arrays of one backend (NumPy, CuPy, JAX or array-api-strict); "
+            f"got {', '.join(type(a).__name__ for a in arrays)}"
+        ) from err
+
+
+def backend_name(xp: ModuleType) -> str:
+    """Short name (one of :data:`BACKENDS`) of an array namespace."""
+    if _aac.is_numpy_namespace(xp):
+        return "numpy"
+    if _aac.is_cupy_namespace(xp):
+        return "cupy"
+    if _aac.is_jax_namespace(xp):
+        return "jax"
+    if _aac.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return getattr(xp, "__name__", str(xp))
+
+
+def asarray(x, xp: ModuleType | str | None = None, dtype=None):
+    """Convert ``x`` to an array of backend ``xp`` (default NumPy), float64 unless ``dtype``.
+
+    NumPy arrays and nested lists are accepted for any backend; arrays of another
+    device backend are first brought to the host.
+    """
+    xp = get_namespace(xp or "numpy")
+    if dtype is None:
+        dtype = xp.float64
+    if not isinstance(x, (int, float, list, tuple)) and not _is_namespace_array(x, xp):
+        if _aac.is_cupy_array(x) and not _aac.is_cupy_namespace(xp):
+            x = x.get()
+        elif not _aac.is_numpy_array(x) and hasattr(x, "__dlpack__"):
+            x = to_numpy(x)
+    return xp.asarray(x, dtype=dtype)
+
+
+def _is_namespace_array(x, xp) -> bool:
+    try:
+        return _aac.array_namespace(x) is xp
+    except TypeError:
+        return False
+
+
+def to_numpy(x):
+    """Copy an array of any backend to a NumPy array (for plotting, printing, SciPy)."""
+    import numpy as np
+
+    if isinstance(x, np.ndarray):
+        return x
+    if _aac.is_cupy_array(x):
+        return x.get()
+    if _aac.is_jax_array(x):
+        return np.asarray(x)
+    if hasattr(x, "__dlpack__"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def is_traced(x) -> bool:
+    """True when ``x`` is an abstract JAX value (inside ``jax.grad``, ``jax.jit``...).
+
+    Traced values have no concrete numbers, so value checks (finiteness, positive
+    definiteness) are skipped for them.
+    """
+    if "jax" not in sys.modules:
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def solve_triangular(L, b, *, lower: bool = True):
+    """Solve ``L z = b`` for a triangular matrix ``L`` of shape ``(..., n, n)``.
+
+    ``b`` has shape ``(..., n, k)``.  Uses the backend's triangular solver where one exists
+    and a general solve otherwise (same result, only slower).
+    """
+    xp = namespace(L, b)
+    name = backend_name(xp)
+    if name == "numpy" and L.ndim == 2:
+        from scipy.linalg import solve_triangular as _st
+
+        return _st(L, b, lower=lower, check_finite=False)
+    if name == "cupy" and L.ndim == 2:  # pragma: no cover - needs a GPU
+        from cupyx.scipy.linalg import solve_triangular as _st
+
+        return _st(L, b, lower=lower)
+    if name == "jax":
+        from jax.scipy.linalg import solve_triangular as _st
+
+        return _st(L, b, lower=lower)
+    return xp.linalg.solve(L, b)
+
+
+def erf(x):
+    """The error function, elementwise, on the backend of ``x``."""
+    xp = namespace(x)
+    name = backend_name(xp)
+    if name == "numpy":
+        from scipy.special import erf as _erf
+    elif name == "jax":
+        from jax.scipy.special import erf as _erf
+    elif name == "cupy":  # pragma: no cover - needs a GPU
+        from cupyx.scipy.special import erf as _erf
+    else:
+        from scipy.special import erf as _np_erf
+
+        return xp.asarray(_np_erf(to_numpy(x)), dtype=x.dtype)
+    return _erf(x)

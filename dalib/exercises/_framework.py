@@ -1,0 +1,87 @@
+"""The machinery shared by all exercise checks."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+__all__ = ["Feedback", "exercise", "Unfinished", "Wrong"]
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Outcome of a check: ``passed`` and a message for the student."""
+
+    passed: bool
+    message: str
+    exercise: str = ""
+
+    def __str__(self) -> str:
+        mark = "Correct" if self.passed else "Not yet"
+        where = f" [{self.exercise}]" if self.exercise else ""
+        return f"{mark}{where}: {self.message}"
+
+    __repr__ = __str__
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+class Unfinished(Exception):
+    """Raised inside a check when the answer is still a placeholder."""
+
+
+class Wrong(Exception):
+    """Raised inside a check with a hint when the answer is incorrect."""
+
+
+def _is_placeholder(answer) -> bool:
+    return answer is Ellipsis or answer is None
+
+
+def call_answer(fn, *args, **kwargs):
+    """Call a student's function, turning placeholders and crashes into feedback."""
+    if _is_placeholder(fn):
+        raise Unfinished("replace the `...` with your answer, then run the cell again.")
+    if not callable(fn):
+        raise Wrong(f"expected a function, got {type(fn).__name__}.")
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise Unfinished("your function still raises NotImplementedError.") from None
+    except (Unfinished, Wrong):
+        raise
+    except Exception as err:  # noqa: BLE001 - any crash becomes a message
+        raise Wrong(f"your function raised {type(err).__name__}: {err}") from None
+    if _is_placeholder(out):
+        raise Unfinished("your function returns None or `...`: did you forget `return`?")
+    return out
+
+
+def exercise(name: str):
+    """Decorate a checker ``f(answer, ...) -> str`` into a check that returns Feedback.
+
+    The checker raises :class:`Unfinished` or :class:`Wrong` with a hint, or returns the
+    success message.  Any other exception is reported as a message, never as a traceback.
+    """
+
+    def wrap(checker):
+        @functools.wraps(checker)
+        def check(answer, *args, **kwargs) -> Feedback:
+            if _is_placeholder(answer):
+                return Feedback(False, "replace the `...` with your answer, then run the cell "
+                                "again.", name)
+            try:
+                message = checker(answer, *args, **kwargs)
+            except Unfinished as err:
+                return Feedback(False, str(err), name)
+            except Wrong as err:
+                return Feedback(False, str(err), name)
+            except Exception as err:  # noqa: BLE001
+                return Feedback(False, f"checking failed with {type(err).__name__}: {err}. "
+                                "Is the answer of the expected type and shape?", name)
+            return Feedback(True, message or "well done.", name)
+
+        return check
+
+    return wrap
