@@ -25,7 +25,7 @@ def test_outcomes():
     def no_return(x):
         2 * x
 
-    assert "forget `return`" in check_double(no_return).message
+    assert "`return` the result" in check_double(no_return).message
 
     def crash(x):
         return 1 / 0

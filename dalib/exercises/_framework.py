@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import textwrap
 from dataclasses import dataclass
 
 __all__ = ["Feedback", "exercise", "Unfinished", "Wrong"]
@@ -19,7 +20,8 @@ class Feedback:
     def __str__(self) -> str:
         mark = "Correct" if self.passed else "Not yet"
         where = f" [{self.exercise}]" if self.exercise else ""
-        return f"{mark}{where}: {self.message}"
+        return textwrap.fill(f"{mark}{where}: {self.message}", width=80,
+                             subsequent_indent="    ")
 
     __repr__ = __str__
 
@@ -54,7 +56,8 @@ def call_answer(fn, *args, **kwargs):
     except Exception as err:  # noqa: BLE001 - any crash becomes a message
         raise Wrong(f"your function raised {type(err).__name__}: {err}") from None
     if _is_placeholder(out):
-        raise Unfinished("your function returns None or `...`: did you forget `return`?")
+        raise Unfinished("your function returns nothing yet: replace the `...` with your code "
+                         "and `return` the result.")
     return out
 
 

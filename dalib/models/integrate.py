@@ -125,6 +125,9 @@ class RK4Map:
         """State dimension."""
         return self.ode.d
 
+    def __repr__(self) -> str:
+        return f"RK4Map({self.ode!r}, dt={self.dt:g}, steps={self.steps})"
+
     @property
     def time(self) -> float:
         """Model time covered by one application, ``steps * dt``."""

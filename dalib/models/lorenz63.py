@@ -32,6 +32,12 @@ class Lorenz63:
 
     d = 3
 
+    def __repr__(self) -> str:
+        def fmt(v):
+            return f"{v:.4g}" if isinstance(v, (int, float)) else repr(v)
+
+        return f"Lorenz63(sigma={fmt(self.sigma)}, rho={fmt(self.rho)}, beta={fmt(self.beta)})"
+
     def rhs(self, x):
         """Time derivative at states ``x`` of shape ``(..., 3)``."""
         check_array(x, "x", last=3, finite=False)

@@ -1,0 +1,60 @@
+# The two commands of the README: `make book` and `make test`.
+# Both create or refresh one virtual environment, .venv/, from constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BUILD := _build
+JB := $(VENV)/bin/jupyter-book
+JBFLAGS := -W -n --keep-going
+
+.PHONY: book test html notebooks check-notebooks unit nbval browser student-book lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+## book: execute notebooks whose source changed, build the HTML book, say where it is
+book: $(STAMP)
+	$(PY) tools/execute_notebooks.py
+	$(MAKE) --no-print-directory html
+	@echo "The book is at $(CURDIR)/$(BUILD)/html/index.html"
+
+## html: build the HTML from the stored notebook outputs (no execution), zero warnings
+html: $(STAMP)
+	$(JB) build . $(JBFLAGS) --path-output . --builder html
+
+## notebooks: re-execute every notebook (after a change in dalib)
+notebooks: $(STAMP)
+	$(PY) tools/execute_notebooks.py --all
+
+## test: unit tests on every backend, notebook checks, the book build and a browser test
+test: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/browser
+	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
+		-p no:cacheprovider book/*.ipynb
+	rm -rf $(BUILD)/html
+	$(MAKE) --no-print-directory html
+	$(PY) -m pytest -p no:cacheprovider tests/browser --run-browser
+
+## student-book: the book without solutions, in _build/student/_build/html
+student-book: $(STAMP)
+	$(PY) tools/execute_notebooks.py --student $(BUILD)/student
+	cd $(BUILD)/student && ../../$(JB) build . $(JBFLAGS) --path-output . --builder html
+	@echo "The student edition is at $(CURDIR)/$(BUILD)/student/_build/html/index.html"
+
+## lock: re-resolve constraints.txt from pyproject.toml in a throw-away environment
+lock:
+	rm -rf $(BUILD)/lockenv && $(PYTHON) -m venv $(BUILD)/lockenv
+	$(BUILD)/lockenv/bin/pip install --quiet --upgrade "pip==25.3"
+	$(BUILD)/lockenv/bin/pip install --quiet -e ".[dev]"
+	( echo "# Exact versions of every package of the book/test environment (pip constraints)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(BUILD)/lockenv/bin/pip freeze --exclude-editable ) > constraints.txt
+
+clean:
+	rm -rf $(BUILD)
