@@ -39,7 +39,7 @@ test: $(STAMP)
 		-p no:cacheprovider book/*.ipynb
 	rm -rf $(BUILD)/html
 	$(MAKE) --no-print-directory html
-	$(PY) -m pytest -p no:cacheprovider tests/browser --run-browser
+	$(PY) -m pytest -p no:cacheprovider tests/browser
 
 ## student-book: the book without solutions, in _build/student/_build/html
 student-book: $(STAMP)
