@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
 		-p no:cacheprovider book/*.ipynb
-	rm -rf $(BUILD)/html
+	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(MAKE) --no-print-directory html
 	$(PY) -m pytest -p no:cacheprovider tests/browser
 

@@ -59,7 +59,7 @@ def test_code_is_readable_and_seeded(src):
         if cell.cell_type != "code":
             continue
         for line in cell.source.splitlines():
-            assert len(line) <= 88, f"{src.name}: code line longer than 88 characters: {line!r}"
+            assert len(line) <= 84, f"{src.name}: code line longer than 84 characters: {line!r}"
         assert not re.search(r"np\.random\.(seed|rand|randn|normal|uniform)\(", cell.source), (
             f"{src.name}: use an explicit rng (dalib.default_rng), not NumPy's global state"
         )
