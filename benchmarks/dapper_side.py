@@ -5,6 +5,9 @@ Run this with the python of the separate DAPPER environment (see
 
     benchmarks/.venv-dapper/bin/python benchmarks/dapper_side.py --quick
 
+It works with DAPPER 1.7.x (the newest for Python 3.11) and 1.8.x (Python >= 3.12,
+the pinned one).
+
 It prints one JSON array on stdout, one object per experiment, with the keys
 ``name, method, params, cycles, burn_in, seconds_per_cycle, rmse_a`` (and a few
 more); everything else DAPPER prints goes to stderr.  A comparison script in the
@@ -35,11 +38,16 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 # A non-interactive matplotlib backend: DAPPER imports pyplot, and live plotting
 # is switched off below anyway.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# DAPPER 1.8 reads these at import (1.7 ignores them): no live plotting, and its
+# data folder (created at import) in the temporary directory rather than in ~.
+os.environ.setdefault("DAPPER_LIVEPLOTTING", "false")
+os.environ.setdefault("DAPPER_DATA_ROOT", tempfile.gettempdir())
 
 DT_OBS = 0.05
 FORCE = 8.0
@@ -64,10 +72,22 @@ def _import_dapper(full_stats=False):
     progressbar.disable_progbar = True  # read by progbar() at every call
     progressbar.disable_user_interaction = True
     rc.liveplotting = False
-    rc.store_u = False  # only f/a statistics, nothing between analyses
+    # DAPPER 1.7 keeps rc in a dict (from dpr_config.yaml) with ``store_u``;
+    # 1.8 has a dataclass with ``store_i``.  Either way: no statistics between
+    # analysis times, only the forecast/analysis ones.
+    legacy = isinstance(rc.comps, dict)
+    store_kw = "store_u" if legacy else "store_i"
+    setattr(rc, store_kw, False)
     if not full_stats:
-        rc.comps["error_only"] = True  # mean and error: no spread, CRPS, skew, kurtosis
-        rc.comps["max_spectral"] = 0  # no SVD diagnostics (svals, umisf, rank histogram)
+        comps = dict(
+            error_only=True,  # mean and error only: no spread, CRPS, skewness, kurtosis
+            max_spectral=0,  # no SVD diagnostics (svals, umisf, rank histogram)
+        )
+        for key, val in comps.items():
+            if legacy:
+                rc.comps[key] = val
+            else:
+                setattr(rc.comps, key, val)
         rc.field_summaries = ["rms"]  # only the RMS of the field statistics
 
     return dict(
@@ -77,6 +97,8 @@ def _import_dapper(full_stats=False):
         modelling=modelling,
         nd_Id_localization=nd_Id_localization,
         set_seed=set_seed,
+        legacy=legacy,
+        assimilate_kw={"liveplots": False, store_kw: False},
     )
 
 
@@ -101,9 +123,11 @@ def lorenz96_hmm(D, nx, cycles, burn_in, batch=2):
     Dyn = {"M": nx, "model": L96.step, "linear": L96.dstep_dx, "noise": 0}
     X0 = modelling.GaussRV(mu=L96.x0(nx), C=0.001)
     jj = np.arange(nx)
-    Obs = modelling.partial_Id_Obs(nx, jj)
+    Obs = dict(modelling.partial_Id_Obs(nx, jj))
     Obs["noise"] = 1
     Obs["localizer"] = D["nd_Id_localization"]((nx,), (batch,))
+    if not D["legacy"]:  # 1.8 wants an Operator here, 1.7 a dict
+        Obs = modelling.Operator(**Obs)
     hmm = modelling.HiddenMarkovModel(Dyn, Obs, tseq, X0, name=f"Lorenz96/sakov2008 Nx={nx}")
     assert hmm.tseq.K == cycles and hmm.tseq.Ko + 1 == cycles
     return hmm
@@ -134,7 +158,7 @@ def run_one(D, name, hmm, xx, yy, xp, params, seed, burn_in, sim_seconds):
     )
     t0 = time.perf_counter()
     try:
-        xp.assimilate(hmm, xx, yy, liveplots=False, store_u=False)
+        xp.assimilate(hmm, xx, yy, **D["assimilate_kw"])
     except Exception as err:  # a diverged filter is a result, not a crash
         record.update(error=f"{type(err).__name__}: {err}", seconds_per_cycle=None, rmse_a=None)
         return record
