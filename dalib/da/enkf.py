@@ -210,16 +210,18 @@ def enkf_analysis(E, y, h, R, rng, *, center: bool = True, localization=None):
 
 def _etkf_weights(Yw, dw, N, xp):
     r"""Mean weights :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}\,G^{-1/2}`."""
-    G = Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=Yw.dtype)
-    lam, V = xp.linalg.eigh(G)
+    s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
+    lam = s + (N - 1)
     w = V @ ((V.T @ (Yw @ dw)) / lam)
     T = (V * xp.sqrt((N - 1) / lam)) @ V.T
     return w, T
 
 
-def _etkf(E, y, h, R, xp):
+def _etkf(E, y, h, R, xp, inflation=1.0):
     xbar, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
     w, T = _etkf_weights(Yw, dw, E.shape[0], xp)
+    if inflation != 1.0:
+        T = inflation * T  # T X has zero mean, so this inflates the analysis anomalies only
     return xbar + (w + T) @ X
 
 
@@ -236,7 +238,7 @@ def etkf_transform(E, y, h, R):
     return _etkf_weights(Yw, dw, E.shape[0], xp)
 
 
-def etkf_analysis(E, y, h, R):
+def etkf_analysis(E, y, h, R, *, inflation: float = 1.0):
     r"""Ensemble transform Kalman filter analysis (Bishop et al. 2001; Hunt et al. 2007).
 
     A deterministic square-root filter: with :math:`G = \tilde Y \tilde Y^\top + (N-1) I_N`
@@ -265,13 +267,17 @@ def etkf_analysis(E, y, h, R):
         Observation operator acting on ``(N, d)``.
     R : covariance-like
         Observation error covariance.
+    inflation : float
+        Multiplicative inflation :math:`\alpha` of the analysis anomalies: the transform
+        becomes :math:`\mathbf 1 \bar w^\top + \alpha T` (book section 7.6.2).
 
     Returns
     -------
     array, shape (N, d)
         Analysis ensemble.
     """
+    check_positive(inflation, "inflation")
     xp = _check_args(E, y, h)
     R = as_R(R, y.shape[0])
-    return _etkf(E, y, h, R, xp)
+    return _etkf(E, y, h, R, xp, inflation)
 

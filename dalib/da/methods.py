@@ -161,8 +161,7 @@ class ETKF(EnsembleMethod):
     """
 
     def analysis(self, E, y, ssm, rng):
-        xp = namespace(E)
-        return self._inflate(_etkf(E, y, ssm.h, ssm.R, xp), xp)
+        return _etkf(E, y, ssm.h, ssm.R, namespace(E), self.inflation)
 
 
 class EnKF(EnsembleMethod):
@@ -243,9 +242,8 @@ class LETKF(EnsembleMethod):
         self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0))
 
     def analysis(self, E, y, ssm, rng):
-        xp = namespace(E)
-        E = _letkf(E, y, ssm.h, ssm.R, self._local.index, self._local.weight, xp)
-        return self._inflate(E, xp)
+        loc = self._local
+        return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, namespace(E), self.inflation)
 
 
 # ----------------------------------------------------------------------------------------

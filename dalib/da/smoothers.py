@@ -87,7 +87,7 @@ def enks(method: ETKF, twin, rng, *, lag: int | None = None, store_ensembles: bo
             done[k] = Ek
         # Condition the ensembles of times j + 1 - lag, ..., j on this observation as well.
         window = [(k, xp.mean(Ek, axis=0) + W @ (Ek - xp.mean(Ek, axis=0))) for k, Ek in window]
-        E = method._inflate(xbar + W @ X, xp)
+        E = xbar + (w + method.inflation * T) @ X  # the filter's (inflated) analysis
         ma, _ = method.moments(E)
         if not bool(xp.all(xp.isfinite(ma))):
             raise FilterDivergenceError(f"{method!r} (EnKS) diverged at cycle {j + 1} of {J}")
