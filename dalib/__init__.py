@@ -13,12 +13,14 @@ observations  observation operators with their Jacobians
 covariance    structured covariances (scalar, diagonal, dense)
 ssm           the state-space model of eqs. (1)-(2) and twin experiments
 setups        published benchmark configurations
+da            classical data assimilation: Kalman, 3DVar, ExKF, EnKF/ETKF/LETKF, particle
+              filters, 4DVar, smoothers, the cycling driver
 metrics       RMSE, spread, CRPS, energy score, rank histograms
 plotting      the book's plotting conventions
 exercises     self-checks for the exercises
 """
 
-from . import backend, covariance, metrics, models, observations, random, setups, ssm
+from . import backend, covariance, da, metrics, models, observations, random, setups, ssm
 from .backend import asarray, get_namespace, namespace, to_numpy
 from .covariance import (
     DenseCovariance,
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "backend",
     "covariance",
+    "da",
     "metrics",
     "models",
     "observations",

@@ -78,6 +78,8 @@ def namespace(*arrays) -> ModuleType:
     arrays = [a for a in arrays if a is not None and not isinstance(a, (int, float, complex))]
     if not arrays:
         return get_namespace("numpy")
+    if all(type(a) is _np_ndarray for a in arrays):  # fast path: plain NumPy arrays
+        return _np_namespace()
     try:
         return _aac.array_namespace(*arrays)
     except TypeError as err:
@@ -85,6 +87,24 @@ def namespace(*arrays) -> ModuleType:
             "inputs must be arrays of one backend (NumPy, CuPy, JAX or array-api-strict); "
             f"got {', '.join(type(a).__name__ for a in arrays)}"
         ) from err
+
+
+def _np_ndarray_type():
+    import numpy
+
+    return numpy.ndarray
+
+
+_np_ndarray = _np_ndarray_type()
+_np_xp: list = []
+
+
+def _np_namespace():
+    if not _np_xp:
+        import array_api_compat.numpy as xp
+
+        _np_xp.append(xp)
+    return _np_xp[0]
 
 
 def backend_name(xp: ModuleType) -> str:

@@ -1,0 +1,90 @@
+"""Small helpers shared by the data assimilation methods (not part of the public API)."""
+
+from __future__ import annotations
+
+import math
+
+from .._validate import check_array
+from ..backend import get_namespace, namespace, solve_triangular
+from ..covariance import Covariance, as_covariance
+from ..observations import ObservationOperator
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def observation_matrix(H, xp, d: int | None = None, name: str = "H"):
+    """The matrix ``H`` (p, d) of a linear observation operator or of a matrix argument."""
+    if isinstance(H, ObservationOperator):
+        if not H.linear:
+            raise TypeError(
+                f"{name} must be linear; {type(H).__name__} is nonlinear (use the extended KF, "
+                "which linearises h with its Jacobian)"
+            )
+        return H.matrix(xp)
+    check_array(H, name, ndim=2)
+    if d is not None and H.shape[1] != d:
+        raise ValueError(f"{name} must have shape (p, {d}), got shape {tuple(H.shape)}")
+    return H
+
+
+def dense(C, xp, d: int, name: str):
+    """A covariance-like argument as a dense (d, d) matrix; ``None`` gives zeros."""
+    if C is None:
+        return xp.zeros((d, d), dtype=xp.float64)
+    return as_covariance(C, name, d=d).to_dense(xp)
+
+
+def symmetrize(C):
+    """The symmetric part of ``C`` (removes round-off asymmetry)."""
+    xp = namespace(C)
+    return (C + xp.matrix_transpose(C)) / 2
+
+
+def chol_solve(L, B):
+    """Solve ``(L L^T) Z = B`` for ``Z`` given the lower Cholesky factor ``L``."""
+    return solve_triangular(L.T, solve_triangular(L, B, lower=True), lower=False)
+
+
+def gaussian_update(m, C, v, H, R, xp):
+    r"""The Kalman update of :math:`\mathcal N(m, C)` by an innovation ``v`` (p,) through ``H``.
+
+    Returns the analysis mean, the Joseph-form analysis covariance and
+    :math:`\log \mathcal N(v; 0, S)` with :math:`S = H C H^\top + R`.
+    """
+    d, p = C.shape[0], v.shape[0]
+    HC = H @ C  # (p, d)
+    S = symmetrize(HC @ H.T + R)
+    L = xp.linalg.cholesky(S)  # S = L L^T: positive definiteness and log det S
+    Z = xp.linalg.solve(S, xp.concat([HC, v[:, None]], axis=1))  # S^{-1} [H C, v]
+    K = Z[:, :d].T  # C H^T S^{-1}, (d, p)
+    m_a = m + K @ v
+    IKH = xp.eye(d, dtype=C.dtype) - K @ H
+    C_a = symmetrize(IKH @ C @ IKH.T + K @ R @ K.T)  # Joseph form
+    logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
+    loglik = -0.5 * (xp.sum(v * Z[:, d]) + logdet + p * LOG_2PI)
+    return m_a, C_a, loglik
+
+
+def as_R(R, p: int) -> Covariance:
+    """The observation error covariance as a :class:`~dalib.covariance.Covariance`."""
+    return as_covariance(R, "R", d=p)
+
+
+def check_ensemble(E, name: str = "E", d: int | None = None, min_members: int = 2):
+    """Validate an ensemble ``(N, d)``."""
+    check_array(E, name, ndim=2, last=d)
+    if E.shape[0] < min_members:
+        raise ValueError(
+            f"{name} must have at least {min_members} members (rows), got shape {tuple(E.shape)}"
+        )
+    return E
+
+
+def check_obs(y, p: int, name: str = "y"):
+    """Validate one observation vector ``(p,)``."""
+    return check_array(y, name, ndim=1, last=p)
+
+
+def xp_of(xp):
+    """A namespace from a name or module."""
+    return get_namespace(xp)

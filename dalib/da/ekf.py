@@ -1,0 +1,94 @@
+r"""The extended Kalman filter (book section 7.5).
+
+The extended Kalman filter (ExKF) propagates a Gaussian approximation through the nonlinear
+model by linearising it at the current mean:
+
+.. math::
+    \hat m_{j+1} = \mathcal M(m_j),\qquad
+    \hat C_{j+1} = D\mathcal M(m_j)\, C_j\, D\mathcal M(m_j)^\top + Q,
+
+and the analysis is the Kalman update with :math:`H = Dh(\hat m)` and innovation
+:math:`y^\dagger - h(\hat m)`.  The Jacobian :math:`D\mathcal M(m)` comes from the
+tangent-linear model ``M.jvp``: one batched call on the ``d`` unit vectors.
+"""
+
+from __future__ import annotations
+
+from .._validate import check_array
+from ..backend import namespace
+from ._common import dense, gaussian_update, symmetrize
+
+__all__ = ["model_jacobian", "ekf_forecast", "ekf_analysis"]
+
+
+def model_jacobian(M, x):
+    r"""Jacobian :math:`D\mathcal M(x)`, shape (d, d), from the tangent-linear model.
+
+    ``M.jvp(x, dx)`` returns :math:`(\mathcal M(x), D\mathcal M(x)\,dx)` for a batch of
+    perturbations; row ``i`` of the batch result for the unit vectors :math:`e_i` is
+    :math:`(D\mathcal M\, e_i)^\top`, i.e. column ``i`` of the Jacobian.
+
+    Returns
+    -------
+    Mx : array, shape (d,)
+        :math:`\mathcal M(x)`.
+    DM : array, shape (d, d)
+        The Jacobian.
+    """
+    if not hasattr(M, "jvp"):
+        raise TypeError(
+            f"M must have a tangent-linear model M.jvp(x, dx); {type(M).__name__} has none"
+        )
+    xp = namespace(x)
+    d = x.shape[-1]
+    Mx, cols = M.jvp(x[None, :], xp.eye(d, dtype=x.dtype))
+    return xp.reshape(Mx, (d,)), cols.T
+
+
+def ekf_forecast(m, C, M, Q=None):
+    r"""ExKF forecast: :math:`\hat m = \mathcal M(m)`, :math:`\hat C = DM\,C\,DM^\top + Q`.
+
+    Parameters
+    ----------
+    m : array, shape (d,)
+    C : array, shape (d, d)
+    M : callable with ``jvp``
+        Forecast model.
+    Q : covariance-like or None
+        Model error covariance.
+    """
+    check_array(m, "m", ndim=1)
+    d = m.shape[0]
+    check_array(C, "C", ndim=2, last=(d, d))
+    xp = namespace(m, C)
+    m_f, DM = model_jacobian(M, m)
+    return m_f, symmetrize(DM @ C @ DM.T + dense(Q, xp, d, "Q"))
+
+
+def ekf_analysis(m, C, y, h, R):
+    r"""ExKF analysis: the Kalman update linearised at the forecast mean.
+
+    Parameters
+    ----------
+    m : array, shape (d,)
+        Forecast mean.
+    C : array, shape (d, d)
+        Forecast covariance.
+    y : array, shape (p,)
+        Observation.
+    h : ObservationOperator
+        Observation operator with ``jacobian``.
+    R : covariance-like
+        Observation error covariance.
+
+    Returns
+    -------
+    m_a, C_a, loglik
+        As :func:`~dalib.da.kf_analysis`, with :math:`H = Dh(\hat m)`.
+    """
+    check_array(m, "m", ndim=1)
+    d = m.shape[0]
+    check_array(C, "C", ndim=2, last=(d, d))
+    check_array(y, "y", ndim=1, last=h.p)
+    xp = namespace(m, C, y)
+    return gaussian_update(m, C, y - h(m), h.jacobian(m), dense(R, xp, h.p, "R"), xp)

@@ -1,0 +1,283 @@
+r"""Ensemble Kalman filters: perturbed observations, the ETKF and inflation (book section 7.6).
+
+An ensemble :math:`E` of shape ``(N, d)`` holds one member per row.  Its mean and anomalies are
+
+.. math::
+    \bar x = \tfrac1N \textstyle\sum_n E_n,\qquad X = E - \mathbf 1 \bar x^\top,\qquad
+    \hat C = \tfrac{1}{N-1} X^\top X,
+
+and with :math:`Y = h(E) - \mathbf 1 \bar y^\top` the observed anomalies, the ensemble
+Kalman gain is :math:`K = X^\top Y (Y^\top Y + (N-1) R)^{-1}`.
+
+Every update here works in *ensemble space*.  With :math:`R = S S^\top` (``S`` a square root
+from :mod:`dalib.covariance`) the observation anomalies are whitened, :math:`\tilde Y = Y S^{-\top}`
+(rows :math:`S^{-1} Y_n`), and the only matrix factorised is the ``N``-by-``N``
+
+.. math::
+    G = \tilde Y \tilde Y^\top + (N-1) I_N.
+
+So a scalar or diagonal :math:`R` never builds a ``d``-by-``d`` or even a ``p``-by-``p`` matrix.
+"""
+
+from __future__ import annotations
+
+from .._validate import check_array, check_positive
+from ..backend import namespace
+from ..covariance import as_covariance
+from ..random import default_rng
+from ._common import as_R, check_ensemble
+
+__all__ = [
+    "ensemble_mean",
+    "anomalies",
+    "inflate",
+    "additive_inflation",
+    "enkf_analysis",
+    "etkf_analysis",
+    "etkf_transform",
+]
+
+
+# ----------------------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------------------
+
+
+def ensemble_mean(E):
+    r"""The ensemble mean :math:`\bar x`, shape ``(d,)`` (or ``(..., d)`` for ``(..., N, d)``)."""
+    return namespace(E).mean(E, axis=-2)
+
+
+def anomalies(E):
+    r"""The anomalies :math:`X = E - \mathbf 1 \bar x^\top`, same shape as ``E``."""
+    xp = namespace(E)
+    return E - xp.mean(E, axis=-2, keepdims=True)
+
+
+def inflate(E, factor):
+    r"""Multiplicative inflation of the anomalies: :math:`\bar x + \alpha (E_n - \bar x)`.
+
+    The ensemble covariance is multiplied by :math:`\alpha^2` and the mean is unchanged
+    (book section 7.6.2).
+
+    Parameters
+    ----------
+    E : array, shape (N, d)
+        Ensemble.
+    factor : float
+        :math:`\alpha \ge 1` (values below 1 deflate).
+    """
+    check_positive(factor, "factor")
+    xp = namespace(E)
+    m = xp.mean(E, axis=-2, keepdims=True)
+    return m + factor * (E - m)
+
+
+def additive_inflation(E, Q, rng):
+    r"""Additive inflation: add independent :math:`\mathcal N(0, Q)` draws to every member.
+
+    Parameters
+    ----------
+    E : array, shape (N, d)
+        Ensemble.
+    Q : covariance-like
+        Covariance of the added noise (a number means :math:`Q = q I`).
+    rng : int or dalib.random.Generator
+        Source of randomness.
+    """
+    check_ensemble(E, min_members=1)
+    xp = namespace(E)
+    Q = as_covariance(Q, "Q", d=E.shape[1])
+    return E + Q.sample(default_rng(rng, xp), (E.shape[0],))
+
+
+def _check_args(E, y, h):
+    check_ensemble(E, d=getattr(h, "d", None))
+    check_array(y, "y", ndim=1, last=getattr(h, "p", None))
+    return namespace(E, y)
+
+
+def _whitened_obs(E, y, h, R, xp):
+    r"""Mean, anomalies, and whitened observation anomalies and innovation.
+
+    Returns :math:`\bar x`, :math:`X`, :math:`\tilde Y = S^{-1} Y` (rows) and
+    :math:`\tilde d = S^{-1}(y - \bar y)`.
+    """
+    xbar = xp.mean(E, axis=0)
+    X = E - xbar
+    hE = h(E)
+    ybar = xp.mean(hE, axis=0)
+    Yw = R.inv_sqrt_matmul(hE - ybar)
+    dw = R.inv_sqrt_matmul(y - ybar)
+    return xbar, X, Yw, dw
+
+
+# ----------------------------------------------------------------------------------------
+# Perturbed-observation EnKF
+# ----------------------------------------------------------------------------------------
+
+
+def _enkf(E, y, h, R, rng, xp, center=True):
+    N = E.shape[0]
+    _, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
+    # Whitened perturbed innovations S^{-1}(y + eta_n - h(E_n)) = dw - Yw_n + z_n, z_n ~ N(0, I).
+    Z = rng.standard_normal(Yw.shape)
+    if center:
+        Z = Z - xp.mean(Z, axis=0)
+    D = dw - Yw + Z
+    p = Yw.shape[1]
+    if N <= p:  # ensemble space: E + D Yw^T G^{-1} X with the N-by-N G
+        G = Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=E.dtype)
+        return E + xp.linalg.solve(G, Yw @ D.T).T @ X
+    # observation space (cheaper when N > p): E + D (Yw^T Yw + (N-1) I_p)^{-1} Yw^T X
+    Gp = Yw.T @ Yw + (N - 1) * xp.eye(p, dtype=E.dtype)
+    return E + D @ xp.linalg.solve(Gp, Yw.T @ X)
+
+
+def _enkf_schur(E, y, h, R, rng, rho_xy, rho_yy, xp, center=True):
+    N = E.shape[0]
+    X = E - xp.mean(E, axis=0)
+    hE = h(E)
+    Y = hE - xp.mean(hE, axis=0)
+    Z = rng.standard_normal(Y.shape)  # the same draws as the unlocalised update
+    if center:
+        Z = Z - xp.mean(Z, axis=0)
+    D = y + R.sqrt_matmul(Z) - hE  # perturbed innovations, (N, p)
+    P_xy = rho_xy * (X.T @ Y)  # (N - 1) rho o (C H^T), (d, p)
+    P_yy = rho_yy * (Y.T @ Y) + (N - 1) * R.to_dense(xp)  # (p, p)
+    return E + xp.linalg.solve(P_yy, D.T).T @ P_xy.T
+
+
+def enkf_analysis(E, y, h, R, rng, *, center: bool = True, localization=None):
+    r"""Perturbed-observation EnKF analysis (Burgers et al. 1998; book section 7.6).
+
+    Each member is updated with its own perturbed observation,
+
+    .. math::
+        E^a_n = E_n + K (y^\dagger + \eta_n - h(E_n)),\qquad \eta_n \sim \mathcal N(0, R),
+        \qquad K = X^\top Y (Y^\top Y + (N-1) R)^{-1},
+
+    evaluated in ensemble space as :math:`E^a = E + D \tilde Y^\top G^{-1} X`, where row ``n``
+    of :math:`D` is the whitened perturbed innovation :math:`S^{-1}(y^\dagger + \eta_n - h(E_n))`.
+    When :math:`N > p` the equal form :math:`E + D(\tilde Y^\top\tilde Y + (N-1)I_p)^{-1}
+    \tilde Y^\top X` is cheaper (push-through identity
+    :math:`\tilde Y^\top(\tilde Y\tilde Y^\top + (N-1)I_N)^{-1} =
+    (\tilde Y^\top\tilde Y + (N-1)I_p)^{-1}\tilde Y^\top`).
+
+    Parameters
+    ----------
+    E : array, shape (N, d)
+        Forecast ensemble.
+    y : array, shape (p,)
+        Observation :math:`y^\dagger`.
+    h : callable
+        Observation operator acting on ``(N, d)``.
+    R : covariance-like
+        Observation error covariance.
+    rng : int or dalib.random.Generator
+        Source of the observation perturbations.
+    center : bool
+        Remove the sample mean of the perturbations, so the analysis mean is exactly the
+        Kalman update of the forecast mean with the ensemble gain.
+    localization : tuple (rho_xy, rho_yy), optional
+        Schur-product (B-) localisation (book section 7.6.3): the gain becomes
+        :math:`K = (\rho_{xy}\circ X^\top Y)(\rho_{yy}\circ Y^\top Y + (N-1)R)^{-1}` with the
+        tapers of :func:`~dalib.da.localization.localization_matrices`, shapes ``(d, p)`` and
+        ``(p, p)``.  This works in state and observation space (it forms ``d``-by-``p`` and
+        ``p``-by-``p`` matrices), so it suits small and moderate problems.
+
+    Returns
+    -------
+    array, shape (N, d)
+        Analysis ensemble.
+    """
+    xp = _check_args(E, y, h)
+    R = as_R(R, y.shape[0])
+    rng = default_rng(rng, xp)
+    if localization is None:
+        return _enkf(E, y, h, R, rng, xp, center)
+    rho_xy, rho_yy = localization
+    d, p = E.shape[1], R.d
+    check_array(rho_xy, "rho_xy", ndim=2, last=(d, p))
+    check_array(rho_yy, "rho_yy", ndim=2, last=(p, p))
+    return _enkf_schur(E, y, h, R, rng, rho_xy, rho_yy, xp, center)
+
+
+# ----------------------------------------------------------------------------------------
+# Ensemble transform Kalman filter
+# ----------------------------------------------------------------------------------------
+
+
+def _etkf_weights(Yw, dw, N, xp):
+    r"""Mean weights :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}\,G^{-1/2}`."""
+    s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
+    lam = s + (N - 1)
+    w = V @ ((V.T @ (Yw @ dw)) / lam)
+    T = (V * xp.sqrt((N - 1) / lam)) @ V.T
+    return w, T
+
+
+def _etkf(E, y, h, R, xp, inflation=1.0):
+    xbar, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
+    w, T = _etkf_weights(Yw, dw, E.shape[0], xp)
+    if inflation != 1.0:
+        T = inflation * T  # T X has zero mean, so this inflates the analysis anomalies only
+    return xbar + (w + T) @ X
+
+
+def etkf_transform(E, y, h, R):
+    r"""The ETKF weights: :math:`\bar w` (N,) and the symmetric transform :math:`T` (N, N).
+
+    The analysis ensemble is :math:`E^a = \mathbf 1 \bar x^\top + (\mathbf 1 \bar w^\top + T) X`
+    (see :func:`etkf_analysis`).  The same weights applied to the anomalies of an earlier
+    ensemble give the ensemble Kalman smoother.
+    """
+    xp = _check_args(E, y, h)
+    R = as_R(R, y.shape[0])
+    _, _, Yw, dw = _whitened_obs(E, y, h, R, xp)
+    return _etkf_weights(Yw, dw, E.shape[0], xp)
+
+
+def etkf_analysis(E, y, h, R, *, inflation: float = 1.0):
+    r"""Ensemble transform Kalman filter analysis (Bishop et al. 2001; Hunt et al. 2007).
+
+    A deterministic square-root filter: with :math:`G = \tilde Y \tilde Y^\top + (N-1) I_N`
+    (eigendecomposition :math:`G = V \Lambda V^\top`),
+
+    .. math::
+        \bar w = G^{-1} \tilde Y \tilde d,\qquad
+        T = \sqrt{N-1}\, G^{-1/2} = \sqrt{N-1}\, V \Lambda^{-1/2} V^\top,
+
+        E^a = \mathbf 1 \bar x^\top + (\mathbf 1 \bar w^\top + T)\, X,
+
+    where :math:`\tilde d = S^{-1}(y^\dagger - \bar y)`.  The analysis mean is
+    :math:`\bar x + X^\top \bar w = \bar x + K(y^\dagger - \bar y)` and the analysis covariance
+    :math:`\tfrac1{N-1} X^\top T^2 X = (I - KH)\hat C` for linear :math:`h`, exactly the Kalman
+    analysis of the ensemble's mean and covariance.  The symmetric square root satisfies
+    :math:`T\mathbf 1 = \mathbf 1` (as :math:`\tilde Y^\top \mathbf 1 = 0`), so the analysis
+    anomalies have zero mean.
+
+    Parameters
+    ----------
+    E : array, shape (N, d)
+        Forecast ensemble.
+    y : array, shape (p,)
+        Observation.
+    h : callable
+        Observation operator acting on ``(N, d)``.
+    R : covariance-like
+        Observation error covariance.
+    inflation : float
+        Multiplicative inflation :math:`\alpha` of the analysis anomalies: the transform
+        becomes :math:`\mathbf 1 \bar w^\top + \alpha T` (book section 7.6.2).
+
+    Returns
+    -------
+    array, shape (N, d)
+        Analysis ensemble.
+    """
+    check_positive(inflation, "inflation")
+    xp = _check_args(E, y, h)
+    R = as_R(R, y.shape[0])
+    return _etkf(E, y, h, R, xp, inflation)
+

@@ -1,0 +1,233 @@
+r"""Particle filters: the bootstrap filter and the optimal proposal (book sections 7.7-7.8).
+
+A particle filter represents the filtering distribution by weighted particles
+:math:`\{(x_n, w_n)\}_{n=1}^N`, :math:`\sum_n w_n = 1`.  Weights are kept as logarithms,
+:math:`\ell_n = \log w_n`, because likelihoods of many observations underflow.
+
+*Bootstrap* (Gordon, Salmond and Smith 1993): move each particle with the model,
+:math:`x_n \leftarrow \mathcal M(x_n) + \xi_n`, then reweight by the likelihood,
+
+.. math::
+    \ell_n \leftarrow \ell_n - \tfrac12 |y^\dagger - h(x_n)|^2_{R^{-1}} + \text{const}.
+
+*Optimal proposal* (Doucet, Godsill and Andrieu 2000), for linear :math:`h(x) = Hx` and
+additive noise :math:`\mathcal N(0, Q)`: draw from :math:`\mathbb P(x_{j+1}\mid x_j, y_{j+1})`,
+
+.. math::
+    x_n \sim \mathcal N\big(\mathcal M(x_n) + K(y^\dagger - H\mathcal M(x_n)),\ \Sigma\big),\quad
+    K = Q H^\top (H Q H^\top + R)^{-1},\quad \Sigma = (Q^{-1} + H^\top R^{-1} H)^{-1} = (I - KH) Q,
+
+and reweight by the predictive likelihood :math:`\mathcal N(y^\dagger; H\mathcal M(x_n), HQH^\top + R)`,
+which does not depend on the new draw.
+
+When the effective sample size :math:`N_\text{eff} = 1/\sum_n w_n^2` drops below a threshold,
+particles are resampled systematically and the weights reset to :math:`1/N`.
+"""
+
+from __future__ import annotations
+
+from .._validate import check_array, check_int
+from ..backend import namespace, solve_triangular
+from ..random import default_rng
+from ._common import as_R, chol_solve, dense, observation_matrix, symmetrize
+
+__all__ = [
+    "normalize_log_weights",
+    "effective_sample_size",
+    "systematic_resample",
+    "bootstrap_log_weights",
+    "OptimalProposal",
+    "optimal_proposal",
+    "optimal_pf_analysis",
+    "weighted_mean",
+    "weighted_spread",
+]
+
+
+def _logsumexp(logw, xp):
+    top = xp.max(logw)
+    return top + xp.log(xp.sum(xp.exp(logw - top)))
+
+
+def normalize_log_weights(logw):
+    r"""Log-weights shifted so that :math:`\sum_n e^{\ell_n} = 1` (computed stably)."""
+    check_array(logw, "logw", ndim=1, finite=False)
+    xp = namespace(logw)
+    return logw - _logsumexp(logw, xp)
+
+
+def effective_sample_size(logw):
+    r"""Effective sample size :math:`N_\text{eff} = 1 / \sum_n w_n^2` of (unnormalised) log-weights.
+
+    It is :math:`N` for equal weights and 1 when one particle carries all the weight.
+    """
+    xp = namespace(logw)
+    w = xp.exp(normalize_log_weights(logw))
+    return 1.0 / xp.sum(w * w)
+
+
+def _systematic(logw, u, xp):
+    N = logw.shape[0]
+    w = xp.exp(logw - _logsumexp(logw, xp))
+    cdf = xp.cumulative_sum(w)
+    points = (xp.arange(N, dtype=w.dtype) + u) / N
+    idx = xp.searchsorted(cdf, points, side="right")
+    return xp.clip(idx, 0, N - 1)  # round-off can leave cdf[-1] slightly below 1
+
+
+def systematic_resample(logw, rng):
+    r"""Systematic resampling: indices of the particles to keep, shape (N,).
+
+    One uniform :math:`u \sim U[0, 1)` places the points :math:`(n + u)/N`,
+    :math:`n = 0, \dots, N-1`; particle ``k`` is chosen once per point in its slice of the
+    cumulative weights.  Particle ``k`` is then copied either :math:`\lfloor N w_k\rfloor` or
+    :math:`\lceil N w_k \rceil` times, the smallest variance of the standard schemes.
+
+    Parameters
+    ----------
+    logw : array, shape (N,)
+        Log-weights (need not be normalised).
+    rng : int or dalib.random.Generator
+        Source of the uniform draw.
+    """
+    check_array(logw, "logw", ndim=1, finite=False)
+    xp = namespace(logw)
+    rng = default_rng(rng, xp)
+    return _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
+
+
+def bootstrap_log_weights(logw, E, y, h, R):
+    r"""Bootstrap reweighting :math:`\ell_n - \tfrac12|S^{-1}(y^\dagger - h(x_n))|^2`, normalised.
+
+    Parameters
+    ----------
+    logw : array, shape (N,)
+        Current log-weights.
+    E : array, shape (N, d)
+        Forecast particles.
+    y : array, shape (p,)
+        Observation.
+    h : callable
+        Observation operator.
+    R : covariance-like
+        Observation error covariance.
+    """
+    check_array(logw, "logw", ndim=1, finite=False)
+    check_array(E, "E", ndim=2)
+    check_array(y, "y", ndim=1)
+    return _bootstrap(logw, E, y, h, as_R(R, y.shape[0]), namespace(E, y))
+
+
+def _bootstrap(logw, E, y, h, R, xp):
+    z = R.inv_sqrt_matmul(y - h(E))
+    logw = logw - 0.5 * xp.sum(z * z, axis=-1)
+    return logw - _logsumexp(logw, xp)
+
+
+class OptimalProposal:
+    r"""The constant matrices of the optimal proposal for linear ``h`` and additive noise ``Q``.
+
+    Attributes
+    ----------
+    H : array (p, d)
+        Observation matrix.
+    K : array (d, p)
+        :math:`Q H^\top (HQH^\top + R)^{-1}`.
+    L_sigma : array (d, d)
+        Cholesky factor of :math:`\Sigma = (Q^{-1} + H^\top R^{-1} H)^{-1} = (I - KH)Q`.
+    L_S_inv : array (p, p)
+        Inverse of the Cholesky factor of the predictive covariance :math:`S = HQH^\top + R`.
+    """
+
+    def __init__(self, H, Q, R):
+        self.H = H
+        xp = namespace(H)
+        p, d = H.shape
+        Qd, Rd = dense(Q, xp, d, "Q"), dense(R, xp, p, "R")
+        HQ = H @ Qd
+        S = symmetrize(HQ @ H.T + Rd)
+        L_S = xp.linalg.cholesky(S)
+        self.L_S_inv = solve_triangular(L_S, xp.eye(p, dtype=H.dtype), lower=True)
+        self.K = chol_solve(L_S, HQ).T
+        Sigma = symmetrize(Qd - self.K @ HQ)
+        self.L_sigma = xp.linalg.cholesky(Sigma)
+
+
+def optimal_proposal(H, Q, R) -> OptimalProposal:
+    """Precompute the optimal-proposal matrices (see :class:`OptimalProposal`)."""
+    if Q is None:
+        raise ValueError("the optimal proposal needs model noise: Q must not be None")
+    check_array(H, "H", ndim=2)
+    return OptimalProposal(H, Q, R)
+
+
+def _optimal(logw, ME, y, prop, rng, xp):
+    HME = ME @ prop.H.T
+    v = y - HME  # (N, p) innovations of the predictions
+    z = v @ prop.L_S_inv.T  # whitened by the square root of S
+    logw = logw - 0.5 * xp.sum(z * z, axis=-1)
+    logw = logw - _logsumexp(logw, xp)
+    noise = rng.standard_normal(ME.shape) @ prop.L_sigma.T
+    return ME + v @ prop.K.T + noise, logw
+
+
+def optimal_pf_analysis(logw, ME, y, h, Q, R, rng, proposal: OptimalProposal | None = None):
+    r"""Optimal-proposal particle update from the predictions :math:`\mathcal M(x_n)`.
+
+    Parameters
+    ----------
+    logw : array, shape (N,)
+        Log-weights of the particles at the previous time.
+    ME : array, shape (N, d)
+        Their noise-free forecasts :math:`\mathcal M(x_n)`.
+    y : array, shape (p,)
+        Observation.
+    h : linear ObservationOperator or array (p, d)
+        Observation operator.
+    Q, R : covariance-like
+        Model and observation error covariances.
+    rng : int or dalib.random.Generator
+        Source of the proposal draws.
+    proposal : OptimalProposal, optional
+        Precomputed matrices (from :func:`optimal_proposal`), reused across cycles.
+
+    Returns
+    -------
+    E : array, shape (N, d)
+        New particles, drawn from the optimal proposal.
+    logw : array, shape (N,)
+        Their normalised log-weights.
+    """
+    check_array(ME, "ME", ndim=2)
+    check_array(y, "y", ndim=1)
+    check_array(logw, "logw", ndim=1, finite=False)
+    xp = namespace(ME, y)
+    if proposal is None:
+        proposal = optimal_proposal(observation_matrix(h, xp, ME.shape[1]), Q, R)
+    return _optimal(logw, ME, y, proposal, default_rng(rng, xp), xp)
+
+
+def weighted_mean(E, logw):
+    r"""Weighted particle mean :math:`\sum_n w_n x_n`."""
+    xp = namespace(E, logw)
+    w = xp.exp(logw - _logsumexp(logw, xp))
+    return w @ E
+
+
+def weighted_spread(E, logw):
+    r"""Root of the mean (over components) weighted variance :math:`\sum_n w_n (x_n - \bar x)^2`."""
+    xp = namespace(E, logw)
+    w = xp.exp(logw - _logsumexp(logw, xp))
+    m = w @ E
+    return xp.sqrt(xp.mean(w @ ((E - m) ** 2)))
+
+
+def _check_threshold(threshold):
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+    return threshold
+
+
+def _check_N(N):
+    return check_int(N, "N", minimum=2)
+
