@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(p for p in (ROOT / "book" / "src").glob("*.md") if not p.name.startswith("_"))
-CHAPTERS = [p for p in SOURCES if re.match(r"(ch\d\d|app)_", p.name)]
+CHAPTERS = [p for p in SOURCES if re.match(r"(ch\d\d[a-z]?|app)_", p.name)]
 TEMPLATE = [
     "**Learning objectives.**",
     "**Prerequisites.**",
