@@ -9,7 +9,7 @@ BUILD := _build
 JB := $(VENV)/bin/jupyter-book
 JBFLAGS := -W -n --keep-going
 
-.PHONY: book test html notebooks check-notebooks unit nbval browser student-book lock clean
+.PHONY: book test html notebooks student-book lock clean vs-dapper accuracy
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -46,6 +46,25 @@ student-book: $(STAMP)
 	$(PY) tools/execute_notebooks.py --student $(BUILD)/student
 	cd $(BUILD)/student && ../../$(JB) build . $(JBFLAGS) --path-output . --builder html
 	@echo "The student edition is at $(CURDIR)/$(BUILD)/student/_build/html/index.html"
+
+## vs-dapper: time dalib against DAPPER side by side (QUICK=1 for the short version)
+# DAPPER lives in its own environment; dapper >= 1.7.2 needs Python >= 3.12.
+DAPPER_PYTHON ?= $(shell (pyenv prefix $$(pyenv latest 3.12) 2>/dev/null || dirname $$(dirname $$(command -v python3.12))) | head -1)/bin/python3.12
+DAPPER_VENV := benchmarks/.venv-dapper
+
+$(DAPPER_VENV)/.installed: benchmarks/dapper-requirements.txt
+	rm -rf $(DAPPER_VENV)
+	$(DAPPER_PYTHON) -m venv $(DAPPER_VENV)
+	$(DAPPER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	$(DAPPER_VENV)/bin/python -m pip check
+	touch $@
+
+vs-dapper: $(STAMP) $(DAPPER_VENV)/.installed
+	$(PY) benchmarks/vs_dapper.py $(if $(QUICK),--quick)
+
+## accuracy: dalib's RMSE against published twin-experiment tables (QUICK=1: short runs)
+accuracy: $(STAMP)
+	$(PY) benchmarks/accuracy.py $(if $(QUICK),--quick)
 
 ## lock: re-resolve constraints.txt from pyproject.toml in a throw-away environment
 lock:
