@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 BUILD := _build
 JB := $(VENV)/bin/jupyter-book
 JBFLAGS := -W -n --keep-going
+# Notebooks and tests run with one BLAS thread, as tools/execute_notebooks.py does.
+export OMP_NUM_THREADS := 1
+export OPENBLAS_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
 
 .PHONY: book test html notebooks student-book lock clean vs-dapper accuracy
 

@@ -39,6 +39,16 @@ BOOK = ROOT / "book"
 SRC = BOOK / "src"
 KERNEL = "python3"
 TIMEOUT = 600
+# One BLAS thread: the matrices are small, so threads only add overhead, and timings and
+# round-off then do not depend on the machine's load or core count.
+EXECUTION_ENV = {
+    "PYTHONHASHSEED": "0",
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TQDM_DISABLE": "1",
+}
 
 INSTALL_CELL = """\
 # Runs only where dalib is missing (Colab, a fresh Binder): installs it from the repository.
@@ -127,8 +137,7 @@ def execute(name: str, cfg: dict) -> float:
     src = SRC / f"{name}.md"
     nb = assemble(src, cfg)
     env_backup = dict(os.environ)
-    os.environ.update({"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-                       "DALIB_NOTEBOOK": "1", "TQDM_DISABLE": "1"})
+    os.environ.update(EXECUTION_ENV)
     try:
         start = time.perf_counter()
         client = NotebookClient(
