@@ -101,9 +101,12 @@ class Generator:
 
 
 def _as_shape(shape) -> tuple[int, ...]:
-    if isinstance(shape, int):
-        return (shape,)
-    return tuple(int(s) for s in shape)
+    if hasattr(shape, "__index__"):  # an int, a NumPy integer, ...
+        return (int(shape),)
+    try:
+        return tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"shape must be an integer or a tuple of integers, got {shape!r}") from None
 
 
 def default_rng(seed=None, xp: str | ModuleType | None = None) -> Generator:

@@ -67,3 +67,11 @@ def test_solve_triangular_and_erf(xp, rng):
 
     v = np.linspace(-3, 3, 7)
     np.testing.assert_allclose(npy(erf(xp.asarray(v))), [math_erf(t) for t in v], rtol=1e-12)
+
+
+def test_shapes_accept_numpy_integers_and_reject_nonsense():
+    g = dalib.default_rng(0)
+    assert g.standard_normal(np.int64(3)).shape == (3,)
+    assert g.uniform((np.int64(2), 2)).shape == (2, 2)
+    with pytest.raises(TypeError, match="shape must be an integer or a tuple"):
+        g.standard_normal("big")
