@@ -104,8 +104,8 @@ def _as_shape(shape) -> tuple[int, ...]:
     if hasattr(shape, "__index__"):  # an int, a NumPy integer, ...
         return (int(shape),)
     try:
-        return tuple(int(s) for s in shape)
-    except TypeError:
+        return tuple(int(s.__index__()) for s in shape)
+    except (TypeError, AttributeError):
         raise TypeError(f"shape must be an integer or a tuple of integers, got {shape!r}") from None
 
 
