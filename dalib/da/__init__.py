@@ -47,6 +47,7 @@ from .enkf import (
     etkf_analysis,
     etkf_transform,
     inflate,
+    random_rotation,
 )
 from .fourdvar import FourDVarResult, cycled_fourdvar, fourdvar_analysis, fourdvar_cost
 from .kalman import (
@@ -139,6 +140,7 @@ __all__ = [
     "enkf_analysis",
     "etkf_analysis",
     "etkf_transform",
+    "random_rotation",
     # localisation
     "gaspari_cohn",
     "periodic_distance",
