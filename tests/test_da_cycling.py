@@ -158,3 +158,16 @@ def test_reanalysis_from_a_filter_keeps_ensembles():
         reanalysis(ETKF(N=10), tw, rng=1, lag=2)
     with pytest.raises(TypeError, match="enks needs an ETKF"):
         reanalysis(KalmanFilter(), tw, rng=1, smoother=True)
+
+
+def test_custom_analysis_step_runs_in_the_driver():
+    from dalib.da import EnsembleFilter, etkf_analysis
+
+    tw = dalib.setups.lorenz96(d=10).simulate(20, rng=3)
+    custom = EnsembleFilter(8, lambda E, y, ssm, rng: etkf_analysis(E, y, ssm.h, ssm.R),
+                            inflation=1.05)
+    a = assimilate(custom, tw, rng=4)
+    b = assimilate(ETKF(N=8, inflation=1.05), tw, rng=4)
+    np.testing.assert_allclose(a.analysis, b.analysis, atol=1e-10)
+    with pytest.raises(TypeError, match="update must be callable"):
+        EnsembleFilter(8, update=None)

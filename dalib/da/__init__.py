@@ -73,6 +73,7 @@ from .methods import (
     LETKF,
     BootstrapPF,
     EnKF,
+    EnsembleFilter,
     EnsembleMethod,
     ExtendedKF,
     GaussianState,
@@ -106,6 +107,7 @@ __all__ = [
     # filter objects
     "Method",
     "EnsembleMethod",
+    "EnsembleFilter",
     "ETKF",
     "EnKF",
     "LETKF",

@@ -39,6 +39,7 @@ from .var3d import var3d_gain
 __all__ = [
     "Method",
     "EnsembleMethod",
+    "EnsembleFilter",
     "ETKF",
     "EnKF",
     "LETKF",
@@ -182,6 +183,38 @@ class ETKF(EnsembleMethod):
         xp = namespace(E)
         rotation = random_rotation(self.N, rng, xp) if self.rotate else None
         return _etkf(E, y, ssm.h, ssm.R, xp, self.inflation, rotation)
+
+
+class EnsembleFilter(EnsembleMethod):
+    """An ensemble filter with your own analysis step, e.g. a learned one.
+
+    Parameters
+    ----------
+    N : int
+        Ensemble size.
+    update : callable
+        ``update(E, y, ssm, rng)`` returns the analysis ensemble ``(N, d)`` from the forecast
+        ensemble ``E`` and the observation ``y``.
+    inflation, additive
+        As :class:`EnsembleMethod` (inflation is applied after ``update``).
+
+    Examples
+    --------
+    >>> from dalib.da import etkf_analysis
+    >>> method = EnsembleFilter(20, lambda E, y, ssm, rng: etkf_analysis(E, y, ssm.h, ssm.R))
+    """
+
+    def __init__(self, N: int, update, inflation: float = 1.0, additive=None):
+        if not callable(update):
+            raise TypeError(f"update must be callable as update(E, y, ssm, rng), got {update!r}")
+        super().__init__(N, inflation, additive)
+        self.update = update
+
+    def _params(self):
+        return {"update": getattr(self.update, "__name__", "..."), **super()._params()}
+
+    def analysis(self, E, y, ssm, rng):
+        return self._inflate(self.update(E, y, ssm, rng), namespace(E))
 
 
 class EnKF(EnsembleMethod):
