@@ -128,10 +128,10 @@ def test_enks_whole_window_approaches_rts_smoother():
     ssm = dalib.setups.linear_gaussian(d=2, Q=0.2, R=0.3)
     tw = ssm.simulate(12, rng=2)
     sm = kalman_smoother(ssm, tw.y)
-    res = enks(ETKF(N=400), tw, rng=3)
+    res = enks(ETKF(N=200), tw, rng=3)
     sd = np.sqrt(np.diagonal(sm.C, axis1=1, axis2=2))
     z = (res.analysis - sm.m) / sd
-    assert np.mean(z**2) < 10 / 400
+    assert np.mean(z**2) < 10 / 200
     np.testing.assert_allclose(res.spread_a, np.sqrt(np.mean(sd**2, axis=1)), rtol=0.1)
     # The final time is the filter; earlier times differ from the filter.
     np.testing.assert_allclose(res.analysis[-1], res.extras["filter_analysis"][-1])
