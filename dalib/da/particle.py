@@ -27,7 +27,7 @@ particles are resampled systematically and the weights reset to :math:`1/N`.
 
 from __future__ import annotations
 
-from .._validate import check_array, check_int
+from .._validate import check_array
 from ..backend import namespace, solve_triangular
 from ..random import default_rng
 from ._common import as_R, chol_solve, dense, observation_matrix, symmetrize
@@ -222,13 +222,4 @@ def weighted_spread(E, logw):
     m = w @ E
     return xp.sqrt(xp.mean(w @ ((E - m) ** 2)))
 
-
-def _check_threshold(threshold):
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
-    return threshold
-
-
-def _check_N(N):
-    return check_int(N, "N", minimum=2)
 
