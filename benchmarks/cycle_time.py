@@ -33,7 +33,7 @@ def per_cycle(method, twin, repeat):
     for _ in range(repeat):
         start = time.perf_counter()
         res = assimilate(method, twin, rng=1, progress=False)
-        res.rmse_a  # the RMSE of every cycle
+        _ = res.rmse_a  # the RMSE of every cycle
         best = min(best, time.perf_counter() - start)
     return best / twin.J, res
 

@@ -246,3 +246,22 @@ def test_3dvar_lorenz96_beats_climatology(l96_twin):
     climatology = np.mean(np.sqrt(np.mean((x - x.mean(0)) ** 2, axis=1)))
     assert climatology > 3.0
     assert res.rmse() < 0.6
+
+
+def test_random_rotation_is_orthogonal_and_mean_preserving(xp):
+    from dalib.da import random_rotation
+
+    rot = npy(random_rotation(7, dalib.default_rng(3, xp), xp))
+    np.testing.assert_allclose(rot @ rot.T, np.eye(7), atol=1e-13)
+    np.testing.assert_allclose(rot @ np.ones(7), np.ones(7), atol=1e-13)
+    # a rotated ETKF keeps the analysis mean and covariance
+    m, C, H, y = _problem()
+    E = exact_ensemble(m, C, N=10)
+    tw_ssm = dalib.setups.linear_gaussian(d=4).replace(h=Matrix(H), R=0.5)
+    method = ETKF(N=10, rotate=True)
+    method.init(tw_ssm, 1)
+    Ea = method.analysis(E, y, tw_ssm, dalib.default_rng(2))
+    Eb = etkf_analysis(E, y, Matrix(H), 0.5)
+    np.testing.assert_allclose(Ea.mean(0), Eb.mean(0), atol=1e-12)
+    np.testing.assert_allclose(np.cov(Ea.T), np.cov(Eb.T), atol=1e-12)
+    assert not np.allclose(Ea, Eb)

@@ -47,6 +47,7 @@ from .enkf import (
     etkf_analysis,
     etkf_transform,
     inflate,
+    random_rotation,
 )
 from .fourdvar import FourDVarResult, cycled_fourdvar, fourdvar_analysis, fourdvar_cost
 from .kalman import (
@@ -72,6 +73,7 @@ from .methods import (
     LETKF,
     BootstrapPF,
     EnKF,
+    EnsembleFilter,
     EnsembleMethod,
     ExtendedKF,
     GaussianState,
@@ -105,6 +107,7 @@ __all__ = [
     # filter objects
     "Method",
     "EnsembleMethod",
+    "EnsembleFilter",
     "ETKF",
     "EnKF",
     "LETKF",
@@ -139,6 +142,7 @@ __all__ = [
     "enkf_analysis",
     "etkf_analysis",
     "etkf_transform",
+    "random_rotation",
     # localisation
     "gaspari_cohn",
     "periodic_distance",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .._validate import check_array
-from ..backend import get_namespace, namespace, solve_triangular
+from ..backend import namespace, solve_triangular
 from ..covariance import Covariance, as_covariance
 from ..observations import ObservationOperator
 
@@ -79,12 +79,3 @@ def check_ensemble(E, name: str = "E", d: int | None = None, min_members: int = 
         )
     return E
 
-
-def check_obs(y, p: int, name: str = "y"):
-    """Validate one observation vector ``(p,)``."""
-    return check_array(y, name, ndim=1, last=p)
-
-
-def xp_of(xp):
-    """A namespace from a name or module."""
-    return get_namespace(xp)

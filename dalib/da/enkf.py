@@ -11,18 +11,25 @@ Kalman gain is :math:`K = X^\top Y (Y^\top Y + (N-1) R)^{-1}`.
 
 Every update here works in *ensemble space*.  With :math:`R = S S^\top` (``S`` a square root
 from :mod:`dalib.covariance`) the observation anomalies are whitened, :math:`\tilde Y = Y S^{-\top}`
-(rows :math:`S^{-1} Y_n`), and the only matrix factorised is the ``N``-by-``N``
+(rows :math:`S^{-1} Y_n`), and the matrix factorised is the ``N``-by-``N``
 
 .. math::
-    G = \tilde Y \tilde Y^\top + (N-1) I_N.
+    G = \tilde Y \tilde Y^\top + (N-1) I_N
 
-So a scalar or diagonal :math:`R` never builds a ``d``-by-``d`` or even a ``p``-by-``p`` matrix.
+(or, for the perturbed-observation EnKF with more members than observations, the equivalent
+``p``-by-``p`` :math:`\tilde Y^\top \tilde Y + (N-1) I_p`).  So a scalar or diagonal :math:`R`
+never builds a ``d``-by-``d`` matrix.
+
+Inflation (book section 7.6.2) comes in two forms here: multiplicative, which scales the
+anomalies (:func:`inflate`, or the ``inflation`` argument of :func:`etkf_analysis`, which
+scales the analysis anomalies), and additive, which adds random draws of a covariance
+(:func:`additive_inflation`).
 """
 
 from __future__ import annotations
 
 from .._validate import check_array, check_positive
-from ..backend import namespace
+from ..backend import get_namespace, namespace
 from ..covariance import as_covariance
 from ..random import default_rng
 from ._common import as_R, check_ensemble
@@ -35,6 +42,7 @@ __all__ = [
     "enkf_analysis",
     "etkf_analysis",
     "etkf_transform",
+    "random_rotation",
 ]
 
 
@@ -209,7 +217,11 @@ def enkf_analysis(E, y, h, R, rng, *, center: bool = True, localization=None):
 
 
 def _etkf_weights(Yw, dw, N, xp):
-    r"""Mean weights :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}\,G^{-1/2}`."""
+    r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
+
+    ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
+    whitened innovation :math:`\tilde d` (p,).
+    """
     s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
     lam = s + (N - 1)
     w = V @ ((V.T @ (Yw @ dw)) / lam)
@@ -217,12 +229,43 @@ def _etkf_weights(Yw, dw, N, xp):
     return w, T
 
 
-def _etkf(E, y, h, R, xp, inflation=1.0):
+def _etkf(E, y, h, R, xp, inflation=1.0, rotation=None):
     xbar, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
     w, T = _etkf_weights(Yw, dw, E.shape[0], xp)
+    if rotation is not None:
+        T = rotation @ T  # a mean-preserving rotation of the analysis anomalies
     if inflation != 1.0:
         T = inflation * T  # T X has zero mean, so this inflates the analysis anomalies only
     return xbar + (w + T) @ X
+
+
+def random_rotation(N: int, rng, xp="numpy"):
+    r"""A random orthogonal ``N``-by-``N`` :math:`\Omega` with :math:`\Omega\mathbf 1 = \mathbf 1`.
+
+    Rotating the analysis anomalies, :math:`X^a \leftarrow \Omega X^a`, keeps the ensemble
+    mean and covariance but mixes the members, which stops the symmetric ETKF from
+    preserving outliers cycle after cycle (Sakov and Oke 2008, Mon. Wea. Rev. 136, 1042-1053).
+    :math:`\Omega = \tfrac1N \mathbf 1\mathbf 1^\top + U Q U^\top` with :math:`U` an
+    orthonormal basis of the complement of :math:`\mathbf 1` and :math:`Q` Haar-distributed.
+
+    Parameters
+    ----------
+    N : int
+        Ensemble size.
+    rng : int or dalib.random.Generator
+        Randomness.
+    xp : str or module
+        Backend.
+    """
+    xp = get_namespace(xp)
+    rng = default_rng(rng, xp)
+    ones = xp.ones((N, 1), dtype=xp.float64)
+    # U: the last N - 1 columns of an orthonormal basis whose first column is 1 / sqrt(N).
+    basis, _ = xp.linalg.qr(xp.concat([ones, xp.eye(N, dtype=xp.float64)[:, : N - 1]], axis=1))
+    U = basis[:, 1:]
+    Q, Rq = xp.linalg.qr(rng.standard_normal((N - 1, N - 1)))
+    Q = Q * xp.sign(xp.linalg.diagonal(Rq))  # Haar measure (Mezzadri 2007)
+    return ones @ ones.T / N + U @ Q @ U.T
 
 
 def etkf_transform(E, y, h, R):

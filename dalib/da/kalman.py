@@ -170,7 +170,7 @@ def kalman_filter(ssm, y) -> KalmanResult:
     """
     xp, A, H = _linear_parts(ssm)
     check_array(y, "y", ndim=2, last=ssm.p)
-    d, p = ssm.d, ssm.p
+    d = ssm.d
     Q = dense(ssm.Q, xp, d, "Q")
     R = ssm.R.to_dense(xp)
     m, C = ssm.m0, ssm.C0.to_dense(xp)
@@ -190,7 +190,7 @@ def kalman_filter(ssm, y) -> KalmanResult:
 
 
 def rts_smoother(filtered: KalmanResult, A) -> SmootherResult:
-    r"""Rauch-Tung-Striebel smoother: the smoothing distributions :math:`\mathbb P(x_j | Y^\dagger)`.
+    r"""Rauch-Tung-Striebel smoother: the smoothing distributions :math:`\mathbb P(x_j|Y^\dagger)`.
 
     Backwards from :math:`(m^s_J, C^s_J) = (m_J, C_J)`:
 

@@ -76,7 +76,8 @@ def gaspari_cohn(r, c):
     one = xp.ones_like(z)
     inner = ((((-0.25 * z + 0.5) * z + 0.625) * z - 5.0 / 3.0) * z) * z + 1.0
     zs = xp.where(z > 0, z, one)
-    outer = ((((z / 12.0 - 0.5) * z + 0.625) * z + 5.0 / 3.0) * z - 5.0) * z + 4.0 - 2.0 / (3.0 * zs)
+    outer = ((((z / 12.0 - 0.5) * z + 0.625) * z + 5.0 / 3.0) * z - 5.0) * z + 4.0
+    outer = outer - 2.0 / (3.0 * zs)
     return xp.where(z <= 1, inner, xp.where(z < 2, outer, xp.zeros_like(z)))
 
 

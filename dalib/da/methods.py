@@ -31,7 +31,7 @@ from ..backend import namespace
 from ..covariance import DenseCovariance, as_covariance
 from ._common import dense, gaussian_update, observation_matrix, symmetrize
 from .ekf import model_jacobian
-from .enkf import _enkf, _enkf_schur, _etkf
+from .enkf import _enkf, _enkf_schur, _etkf, random_rotation
 from .localization import _letkf, local_observations, localization_matrices, observation_locations
 from .particle import OptimalProposal, _bootstrap, _logsumexp, _optimal, _systematic
 from .var3d import var3d_gain
@@ -39,6 +39,7 @@ from .var3d import var3d_gain
 __all__ = [
     "Method",
     "EnsembleMethod",
+    "EnsembleFilter",
     "ETKF",
     "EnKF",
     "LETKF",
@@ -155,13 +156,65 @@ class EnsembleMethod(Method):
 class ETKF(EnsembleMethod):
     """Ensemble transform Kalman filter (:func:`~dalib.da.enkf.etkf_analysis`).
 
+    Parameters
+    ----------
+    N, inflation, additive
+        As :class:`EnsembleMethod`.
+    rotate : bool
+        Apply a random mean-preserving rotation (:func:`~dalib.da.enkf.random_rotation`)
+        to the analysis anomalies every cycle.
+
     Examples
     --------
     >>> method = ETKF(N=20, inflation=1.02)
     """
 
+    def __init__(self, N: int, inflation: float = 1.0, additive=None, rotate: bool = False):
+        super().__init__(N, inflation, additive)
+        self.rotate = bool(rotate)
+
+    def _params(self):
+        out = super()._params()
+        if self.rotate:
+            out["rotate"] = True
+        return out
+
     def analysis(self, E, y, ssm, rng):
-        return _etkf(E, y, ssm.h, ssm.R, namespace(E), self.inflation)
+        xp = namespace(E)
+        rotation = random_rotation(self.N, rng, xp) if self.rotate else None
+        return _etkf(E, y, ssm.h, ssm.R, xp, self.inflation, rotation)
+
+
+class EnsembleFilter(EnsembleMethod):
+    """An ensemble filter with your own analysis step, e.g. a learned one.
+
+    Parameters
+    ----------
+    N : int
+        Ensemble size.
+    update : callable
+        ``update(E, y, ssm, rng)`` returns the analysis ensemble ``(N, d)`` from the forecast
+        ensemble ``E`` and the observation ``y``.
+    inflation, additive
+        As :class:`EnsembleMethod` (inflation is applied after ``update``).
+
+    Examples
+    --------
+    >>> from dalib.da import etkf_analysis
+    >>> method = EnsembleFilter(20, lambda E, y, ssm, rng: etkf_analysis(E, y, ssm.h, ssm.R))
+    """
+
+    def __init__(self, N: int, update, inflation: float = 1.0, additive=None):
+        if not callable(update):
+            raise TypeError(f"update must be callable as update(E, y, ssm, rng), got {update!r}")
+        super().__init__(N, inflation, additive)
+        self.update = update
+
+    def _params(self):
+        return {"update": getattr(self.update, "__name__", "..."), **super()._params()}
+
+    def analysis(self, E, y, ssm, rng):
+        return self._inflate(self.update(E, y, ssm, rng), namespace(E))
 
 
 class EnKF(EnsembleMethod):
@@ -350,7 +403,9 @@ class ExtendedKF(Method):
 
 
 class ThreeDVar(Method):
-    r"""3DVar with a fixed background covariance ``B`` or a fixed gain ``K`` (:mod:`dalib.da.var3d`).
+    r"""3DVar with a fixed background covariance ``B`` or a fixed gain ``K``.
+
+    See :mod:`dalib.da.var3d`.
 
     Parameters
     ----------

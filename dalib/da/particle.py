@@ -17,8 +17,9 @@ additive noise :math:`\mathcal N(0, Q)`: draw from :math:`\mathbb P(x_{j+1}\mid 
     x_n \sim \mathcal N\big(\mathcal M(x_n) + K(y^\dagger - H\mathcal M(x_n)),\ \Sigma\big),\quad
     K = Q H^\top (H Q H^\top + R)^{-1},\quad \Sigma = (Q^{-1} + H^\top R^{-1} H)^{-1} = (I - KH) Q,
 
-and reweight by the predictive likelihood :math:`\mathcal N(y^\dagger; H\mathcal M(x_n), HQH^\top + R)`,
-which does not depend on the new draw.
+and reweight by the predictive likelihood
+:math:`\mathcal N(y^\dagger; H\mathcal M(x_n), HQH^\top + R)`, which does not depend on the
+new draw.
 
 When the effective sample size :math:`N_\text{eff} = 1/\sum_n w_n^2` drops below a threshold,
 particles are resampled systematically and the weights reset to :math:`1/N`.
@@ -26,7 +27,7 @@ particles are resampled systematically and the weights reset to :math:`1/N`.
 
 from __future__ import annotations
 
-from .._validate import check_array, check_int
+from .._validate import check_array
 from ..backend import namespace, solve_triangular
 from ..random import default_rng
 from ._common import as_R, chol_solve, dense, observation_matrix, symmetrize
@@ -221,13 +222,4 @@ def weighted_spread(E, logw):
     m = w @ E
     return xp.sqrt(xp.mean(w @ ((E - m) ** 2)))
 
-
-def _check_threshold(threshold):
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
-    return threshold
-
-
-def _check_N(N):
-    return check_int(N, "N", minimum=2)
 

@@ -102,15 +102,15 @@ def steady_state_covariance(A, H, Q, R, *, tol: float = 1e-12, maxiter: int = 10
     Hm = observation_matrix(H, xp, d)
     p = Hm.shape[0]
     Qd, Rd = dense(Q, xp, d, "Q"), dense(R, xp, p, "R")
-    I = xp.eye(d, dtype=A.dtype)
+    eye = xp.eye(d, dtype=A.dtype)
     C_f = Qd
     for _ in range(maxiter):
         K = var3d_gain(C_f, Hm, Rd)
-        C_a = symmetrize((I - K @ Hm) @ C_f)
+        C_a = symmetrize((eye - K @ Hm) @ C_f)
         new = symmetrize(A @ C_a @ A.T + Qd)
         change = float(xp.max(xp.abs(new - C_f))) / float(xp.max(xp.abs(new)))
         C_f = new
         if change < tol:
             K = var3d_gain(C_f, Hm, Rd)
-            return C_f, symmetrize((I - K @ Hm) @ C_f)
+            return C_f, symmetrize((eye - K @ Hm) @ C_f)
     raise RuntimeError(f"the Riccati iteration did not converge in {maxiter} steps")
