@@ -60,7 +60,9 @@ def _iterate(J, progress, desc):
 def _diverged(method, j, J, which):
     raise FilterDivergenceError(
         f"{method!r} diverged at cycle {j + 1} of {J}: the {which} mean is not finite; "
-        "try more inflation, a larger ensemble or a shorter observation interval"
+        "check the inflation (too little lets the ensemble collapse, too much can make it "
+        "explode when observations are sparse), the ensemble size and the time between "
+        "observations"
     )
 
 
