@@ -38,8 +38,8 @@ def _as_float_array(value, name):
 def check_ensemble_moments(ensemble_moments):
     """Check ``ensemble_moments(E)`` returning the mean (d,), anomalies (N, d), covariance (d, d)."""
     rng = np.random.default_rng(30)
-    N, d = 6, 4
-    E = rng.standard_normal((N, d)) * [1.0, 2.0, 0.5, 3.0] + [1.0, -2.0, 0.0, 5.0]
+    N, d = 4, 6
+    E = rng.standard_normal((N, d)) * [1.0, 2.0, 0.5, 3.0, 1.5, 1.0] + np.arange(d)
     out = call_answer(ensemble_moments, E.copy())
     if not isinstance(out, tuple) or len(out) != 3:
         raise Wrong("ensemble_moments should return three arrays: (xbar, X, C).")
@@ -67,8 +67,9 @@ def check_ensemble_moments(ensemble_moments):
         raise Wrong("C divides by N; the unbiased sample covariance divides by N - 1.")
     if not np.allclose(C, cov, rtol=1e-12, atol=1e-12):
         raise Wrong("C should be X^T X / (N - 1), the sample covariance.")
-    return ("mean, anomalies and covariance are right; note that C has rank at most N - 1 = "
-            f"{N - 1}: here {np.linalg.matrix_rank(C)} for d = {d}.")
+    return (f"mean, anomalies and covariance are right. Note that C is {d} x {d} but has "
+            f"rank {np.linalg.matrix_rank(C)} = N - 1: {N} members only span "
+            f"{N - 1} directions.")
 
 
 # ----------------------------------------------------------------------------------------
