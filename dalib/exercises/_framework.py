@@ -20,7 +20,7 @@ class Feedback:
     def __str__(self) -> str:
         mark = "Correct" if self.passed else "Not yet"
         where = f" [{self.exercise}]" if self.exercise else ""
-        return textwrap.fill(f"{mark}{where}: {self.message}", width=80,
+        return textwrap.fill(f"{mark}{where}: {self.message}", width=70,
                              subsequent_indent="    ")
 
     __repr__ = __str__
