@@ -57,6 +57,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -67,6 +70,8 @@ import numpy as np  # noqa: E402
 
 import dalib  # noqa: E402
 from dalib.da import ETKF, LETKF, EnKF, ThreeDVar, assimilate  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 # (label, parameters shown, published RMSE, tolerance kind, factory(twin) -> method or None)
 # A factory returning None marks the climatology row, computed from the truth alone.
@@ -133,17 +138,26 @@ def main():
     args = parser.parse_args()
     start = time.perf_counter()
     rows = run(args.quick, args.seed)
-    print(f"time-mean analysis RMSE after the burn-in ({'quick' if args.quick else 'full'} run, "
-          f"seed {args.seed})")
+    kind = "quick" if args.quick else "full"
+    lines = [f"time-mean analysis RMSE after the burn-in ({kind} run, seed {args.seed})"]
     header = (f"{'experiment':<22} {'cycles':>6} {'method':<17} {'parameters':<28} "
               f"{'published':>9} {'measured':>9} {'tolerance':>10}  result")
-    print(header)
-    print("-" * len(header))
+    lines += [header, "-" * len(header)]
     for name, cycles, label, params, published, measured, tol, ok, _ in rows:
-        print(f"{name:<22} {cycles:6d} {label:<17} {params:<28} {published:9.2f} "
-              f"{measured:9.3f} {'+-' + format(tol, '.3f'):>10}  {'PASS' if ok else 'FAIL'}")
+        lines.append(f"{name:<22} {cycles:6d} {label:<17} {params:<28} {published:9.2f} "
+                     f"{measured:9.3f} {'+-' + format(tol, '.3f'):>10}  "
+                     f"{'PASS' if ok else 'FAIL'}")
     n_fail = sum(not r[7] for r in rows)
-    print(f"{len(rows) - n_fail} PASS, {n_fail} FAIL in {time.perf_counter() - start:.0f} s")
+    lines.append(f"{len(rows) - n_fail} PASS, {n_fail} FAIL in "
+                 f"{time.perf_counter() - start:.0f} s")
+    print("\n".join(lines))
+    out = RESULTS / f"accuracy_{kind}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python benchmarks/accuracy.py", *sys.argv[1:]])
+    out.write_text(f"# {command}\n# {datetime.date.today()}, {platform.machine()}, "
+                   f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n"
+                   + "\n".join(lines) + "\n")
+    print(f"written to {out.relative_to(RESULTS.parents[1])}")
     return 1 if n_fail else 0
 
 
