@@ -115,14 +115,13 @@ def main(argv=None) -> int:
 
     header = (f"{'experiment':<22}{'cycles':>7}{'DAPPER ms':>11}{'dalib ms':>10}"
               f"{'speed-up':>10}{'target':>8}{'RMSE DAPPER':>13}{'RMSE dalib':>12}  result")
-    print()
-    print(header)
-    print("-" * len(header))
+    lines = [header, "-" * len(header)]
     for r in rows:
-        print(f"{r['experiment']:<22}{r['cycles']:>7}{1e3 * r['dapper_s']:>11.3f}"
-              f"{1e3 * r['dalib_s']:>10.3f}{r['speedup']:>9.1f}x{r['target']:>7.0f}x"
-              f"{r['dapper_rmse']:>13.3f}{r['dalib_rmse']:>12.3f}  "
-              f"{'PASS' if r['passed'] else 'FAIL'}")
+        lines.append(f"{r['experiment']:<22}{r['cycles']:>7}{1e3 * r['dapper_s']:>11.3f}"
+                     f"{1e3 * r['dalib_s']:>10.3f}{r['speedup']:>9.1f}x{r['target']:>7.0f}x"
+                     f"{r['dapper_rmse']:>13.3f}{r['dalib_rmse']:>12.3f}  "
+                     f"{'PASS' if r['passed'] else 'FAIL'}")
+    print("\n" + "\n".join(lines))
 
     record = dict(
         command=" ".join(["python", "benchmarks/vs_dapper.py", *(argv or sys.argv[1:])]),
@@ -134,8 +133,13 @@ def main(argv=None) -> int:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    RESULTS.with_suffix(".txt").write_text(
+        f"# {record['command']}\n# {record['date']}, {record['machine']}, Python "
+        f"{record['python']}, NumPy {record['numpy']}, DAPPER {record['dapper_version']}, "
+        "one BLAS thread\n" + "\n".join(lines) + "\n")
     plot(rows, FIGURE, record)
-    print(f"\nresults written to {RESULTS.relative_to(ROOT)} and {FIGURE.relative_to(ROOT)}")
+    print(f"\nresults written to {RESULTS.relative_to(ROOT)} (.json, .txt) and "
+          f"{FIGURE.relative_to(ROOT)}")
     return 0 if all(r["passed"] for r in rows) else 1
 
 
