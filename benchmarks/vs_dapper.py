@@ -21,7 +21,7 @@ within 0.02.  Results are written to ``benchmarks/results/vs_dapper.json`` and a
 Usage::
 
     python benchmarks/vs_dapper.py            # 5000 cycles at d=40, 300 at d=1000
-    python benchmarks/vs_dapper.py --quick    # 600 and 40 cycles (under 3 minutes)
+    python benchmarks/vs_dapper.py --quick    # 600 and 150 cycles (under 3 minutes)
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=3000)
     args = parser.parse_args(argv)
     args.cycles, args.burn_in = (600, 100) if args.quick else (5000, 1000)
-    args.letkf_cycles, args.letkf_burn_in = (40, 10) if args.quick else (300, 100)
+    args.letkf_cycles, args.letkf_burn_in = (150, 50) if args.quick else (300, 100)
 
     print("running DAPPER's side ...", flush=True)
     dapper = run_dapper(args)
