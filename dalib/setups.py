@@ -130,7 +130,7 @@ def lorenz96(
     Notes
     -----
     ``m0`` is a point on the attractor computed once per ``d`` on the host (50 time units
-    of RK4 in NumPy), about a second per 10^4 variables.
+    of RK4 in NumPy), a few seconds per 10^4 variables.
     """
     obs_every = check_int(obs_every, "obs_every")
     ode = Lorenz96(d, F)
