@@ -294,15 +294,15 @@ def use_fused_kernels(enabled: bool = True) -> bool:
 def lorenz96_rk4(x, F, dt: float, steps: int):
     """``steps`` RK4 steps of Lorenz-96 with one fused kernel per stage, on a GPU.
 
-    Returns ``None`` (so the caller runs the generic code) unless ``x`` is a floating-point
-    CuPy array, ``F`` a number and the fused kernels are switched on (see
+    Returns ``None`` (so the caller runs the generic code) unless ``x`` is a float32 or
+    float64 CuPy array, ``F`` a number and the fused kernels are switched on (see
     :func:`use_fused_kernels`).  The kernel reads each stage point once and computes the
     tendency, the next stage point and the RK4 sum in one pass, instead of the dozen
     temporary arrays of the generic shift-and-combine code.
     """
     if not _FUSED["enabled"] or not _aac.is_cupy_array(x):
         return None
-    if not isinstance(F, numbers.Real) or x.dtype.kind != "f":  # pragma: no cover - GPU
+    if not isinstance(F, numbers.Real) or x.dtype.char not in "fd":  # pragma: no cover
         return None
     from ._cupy_kernels import lorenz96_rk4 as _fused  # pragma: no cover - needs a GPU
 
