@@ -15,14 +15,17 @@ member) and the analysis (``method.analysis``), after a warm-up cycle, over time
 until a time budget is spent (at least two, or one when a cycle takes longer than the
 budget); the fastest cycle is reported (the machine may be shared, and other work only adds
 time).  On NumPy the clock is the CPU time of this process (``time.process_time``), which
-other jobs on a shared machine do not inflate; on CuPy it is wall time after synchronising
-the device.  Peak memory is measured on the warm-up cycle: with
+other jobs on a shared machine do not inflate; its user-mode part is recorded too, because
+the rest, the operating system's time to provide fresh memory pages for NumPy's large
+temporaries, varies with the machine's load.  On CuPy the clock is wall time after
+synchronising the device.  Peak memory is measured on the warm-up cycle: with
 ``tracemalloc`` on NumPy (the largest amount allocated during the cycle on top of what was
 allocated before it), and on CuPy as the bytes CuPy's memory pool holds after one cycle
-started from an empty pool.  The log-log slope of time against d, fitted for d >= 10^4
-(where fixed overheads no longer count), shows how the cost grows: linear cost gives a
-slope of 1.  The three methods share the forecast code, so the forecast time of a size is
-the fastest over all their timed cycles at that size.
+started from an empty pool.  The log-log slope of time against d, fitted over the largest
+decade of each sweep (where fixed overheads no longer count), shows how the cost grows:
+linear cost gives a slope of 1.  All methods share the forecast code, which does not depend
+on the observations, so the forecast time of a size (d, N) is the fastest over all timed
+cycles at that size.
 
 NumPy runs with one BLAS thread (unless OMP_NUM_THREADS says otherwise), like the book's
 notebooks.  CuPy runs too when a GPU is present, and is skipped with a message otherwise.
@@ -34,6 +37,7 @@ Usage::
     python benchmarks/scaling.py --quick        # under 3 minutes on 2 cores
     python benchmarks/scaling.py                # the full sizes
     python benchmarks/scaling.py --backends cupy
+    python benchmarks/scaling.py --replot       # redraw the figures from stored results
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import argparse  # noqa: E402
 import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import resource  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -67,7 +72,6 @@ from dalib.ssm import StateSpaceModel  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 FIGURES = ROOT / "book" / "figures"
 RADIUS = 5.0  # Gaspari-Cohn half-width of the LETKF, in grid points
-SLOPE_FROM_D = 10_000  # fit the slopes against d for d at least this large
 
 METHODS = {
     "ETKF": lambda N: ETKF(N=N, inflation=1.02),
@@ -120,6 +124,11 @@ def timer(xp):
     if dalib.backend.backend_name(xp) == "cupy":
         return time.perf_counter
     return time.process_time
+
+
+def user_time() -> float:
+    """CPU seconds this process has spent in user mode (not in the operating system)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
 
 
 def synchronize(xp):
@@ -197,17 +206,19 @@ def measure(method_name: str, N: int, twin, cycles: int, budget: float, xp) -> d
     synchronize(xp)
     setup = clock() - start
     state, peak = peak_memory(method, state, ssm, twin.y[0, :], rng, xp)  # the warm-up
-    forecast, analysis = [], []
+    forecast, analysis, f_user, a_user = [], [], [], []
     for j in range(1, cycles + 1):
-        t0 = clock()
+        u0, t0 = user_time(), clock()
         state = method.forecast(state, ssm, rng)
         synchronize(xp)
-        t1 = clock()
+        u1, t1 = user_time(), clock()
         state = method.analysis(state, twin.y[j, :], ssm, rng)
         synchronize(xp)
-        t2 = clock()
+        u2, t2 = user_time(), clock()
         forecast.append(t1 - t0)
         analysis.append(t2 - t1)
+        f_user.append(u1 - u0)
+        a_user.append(u2 - u1)
         spent = sum(forecast) + sum(analysis)
         if spent > budget and (j >= 2 or spent > 2 * budget):
             break
@@ -215,7 +226,9 @@ def measure(method_name: str, N: int, twin, cycles: int, budget: float, xp) -> d
     finite = bool(xp.all(xp.isfinite(mean)))
     f, a = min(forecast), min(analysis)
     return {"method": method_name, "d": ssm.d, "p": ssm.p, "N": N, "setup_s": setup,
-            "forecast_s": f, "analysis_s": a, "cycle_s": f + a, "peak_bytes": peak,
+            "forecast_s": f, "analysis_s": a, "cycle_s": f + a,
+            "forecast_user_s": min(f_user), "analysis_user_s": min(a_user),
+            "cycle_user_s": min(f_user) + min(a_user), "peak_bytes": peak,
             "ensemble_bytes": 8 * N * ssm.d, "cycles": len(forecast), "finite": finite}
 
 
@@ -244,7 +257,8 @@ def peak_memory(method, state, ssm, y, rng, xp):
 
 def fit_slope(x, y) -> float:
     """Least-squares slope of log(y) against log(x)."""
-    lx, ly = np.log(np.asarray(x, float)), np.log(np.asarray(y, float))
+    lx = np.log(np.asarray(x, float))
+    ly = np.log(np.maximum(np.asarray(y, float), 1e-12))  # a time below the clock's tick
     return float(np.polyfit(lx, ly, 1)[0])
 
 
@@ -268,8 +282,10 @@ def run_backend(backend: str, mode: str, log) -> dict:
                 row = measure(name, cfg["N"], twin, cfg["cycles"], cfg["budget"], xp)
                 row["obs_every"] = obs_every
                 rows_d.append(row)
-            pool_forecasts(rows_d[-3:], d, obs_every, log)
+                log(row)
             del twin
+    for d in cfg["d"]:  # the forecast does not depend on the observations: pool both sweeps
+        pool_forecasts([r for r in rows_d if r["d"] == d])
     d = cfg["d_N"]
     twin = lorenz96_twin(d, 1, J, xp)
     for name in ("ETKF", "LETKF"):
@@ -279,41 +295,47 @@ def run_backend(backend: str, mode: str, log) -> dict:
             row = measure(name, N, twin, cfg["cycles"], cfg["budget"], xp)
             row["obs_every"] = 1
             rows_N.append(row)
+            log(row)
     for N in cfg["Ns"]:
-        pool_forecasts([r for r in rows_N if r["N"] == N], d, 1, log)
+        pool_forecasts([r for r in rows_N if r["N"] == N])
     return {"d_sweep": rows_d, "N_sweep": rows_N, "slopes": slopes(rows_d, rows_N)}
 
 
-def pool_forecasts(rows, d, obs_every, log):
-    """Give rows of one size the fastest forecast time among them (the code is shared)."""
-    rows = [r for r in rows if r["d"] == d and r["obs_every"] == obs_every]
+def pool_forecasts(rows):
+    """Give rows of one (d, N) the fastest forecast time among them (the code is shared)."""
     best = min(r["forecast_s"] for r in rows)
+    best_user = min(r["forecast_user_s"] for r in rows)
     for r in rows:
         r["forecast_own_s"] = r["forecast_s"]
         r["forecast_s"] = best
         r["cycle_s"] = best + r["analysis_s"]
-        log(r)
+        r["forecast_user_s"] = best_user
+        r["cycle_user_s"] = best_user + r["analysis_user_s"]
+
+
+PARTS = ("forecast_s", "analysis_s", "cycle_s", "cycle_user_s", "peak_bytes")
 
 
 def slopes(rows_d, rows_N) -> dict:
-    """Log-log slopes for d >= 10^4 and for N >= 100 (or the LETKF's largest decade of N)."""
+    """Log-log slopes over the largest decade of each sweep (d, or N)."""
     out = {}
     for name in METHODS:
         for obs_every in sorted({r["obs_every"] for r in rows_d}):
-            rows = [r for r in rows_d if r["method"] == name and r["obs_every"] == obs_every
-                    and r["d"] >= SLOPE_FROM_D]
+            rows = [r for r in rows_d if r["method"] == name and r["obs_every"] == obs_every]
+            top = max((r["d"] for r in rows), default=0)
+            rows = [r for r in rows if r["d"] >= top / 10 - 1]
             if len(rows) >= 2:
                 key = f"{name}, obs every {obs_every}, vs d"
                 out[key] = {part: fit_slope([r["d"] for r in rows], [r[part] for r in rows])
-                            for part in ("forecast_s", "analysis_s", "cycle_s", "peak_bytes")}
+                            for part in PARTS}
                 out[key]["range"] = [min(r["d"] for r in rows), max(r["d"] for r in rows)]
         rows = [r for r in rows_N if r["method"] == name]
         top = max((r["N"] for r in rows), default=0)
-        rows = [r for r in rows if r["N"] >= min(100, top / 10 - 1)]
+        rows = [r for r in rows if r["N"] >= top / 10 - 1]
         if len(rows) >= 2:
             key = f"{name} vs N"
             out[key] = {part: fit_slope([r["N"] for r in rows], [r[part] for r in rows])
-                        for part in ("forecast_s", "analysis_s", "cycle_s", "peak_bytes")}
+                        for part in PARTS}
             out[key]["range"] = [min(r["N"] for r in rows), max(r["N"] for r in rows)]
     return out
 
@@ -326,13 +348,15 @@ def slopes(rows_d, rows_N) -> dict:
 def fmt_row(r) -> str:
     return (f"{r['method']:<6} {r['obs_every']:>3} {r['d']:>9} {r['p']:>9} {r['N']:>5} "
             f"{1e3 * r['forecast_s']:>11.2f} {1e3 * r['analysis_s']:>11.2f} "
-            f"{1e3 * r['cycle_s']:>11.2f} {1e9 * r['cycle_s'] / (r['N'] * r['d']):>8.1f} "
+            f"{1e3 * r['cycle_s']:>11.2f} {1e3 * r['cycle_user_s']:>9.2f} "
+            f"{1e9 * r['cycle_s'] / (r['N'] * r['d']):>8.1f} "
             f"{r['peak_bytes'] / 2**20:>9.1f} "
             f"{r['ensemble_bytes'] / 2**20:>9.1f} {1e3 * r['setup_s']:>9.1f}")
 
 
 HEADER = (f"{'method':<6} {'obs':>3} {'d':>9} {'p':>9} {'N':>5} {'forecast ms':>11} "
-          f"{'analysis ms':>11} {'cycle ms':>11} {'ns/(Nd)':>8} {'peak MiB':>9} {'E MiB':>9} "
+          f"{'analysis ms':>11} {'cycle ms':>11} {'user ms':>9} {'ns/(Nd)':>8} "
+          f"{'peak MiB':>9} {'E MiB':>9} "
           f"{'setup ms':>9}")
 
 
@@ -340,15 +364,17 @@ def print_report(backend, result):
     print(f"\n== {backend}: {result['device']} ==")
     print("cost per cycle as d grows (N = 20) and as N grows (d = 1000); 'obs' = every k-th")
     print("component observed; peak = memory allocated during one cycle; E = the ensemble;")
-    print("times: the fastest of the timed cycles; ns/(Nd): cycle time per member and variable")
+    print("times: the fastest of the timed cycles; user: the cycle's user-mode CPU time;")
+    print("ns/(Nd): cycle time per member and variable")
     print(HEADER)
     for r in result["d_sweep"] + result["N_sweep"]:
         print(fmt_row(r))
-    print(f"\nlog-log slopes (time or memory ~ size^slope), fitted for d >= {SLOPE_FROM_D} "
-          "and N >= 100:")
+    print("\nlog-log slopes (time or memory ~ size^slope), fitted over the largest decade of "
+          "each sweep:")
     for key, s in result["slopes"].items():
         print(f"  {key:<28} forecast {s['forecast_s']:5.2f}  analysis {s['analysis_s']:5.2f}"
-              f"  cycle {s['cycle_s']:5.2f}  memory {s['peak_bytes']:5.2f}"
+              f"  cycle {s['cycle_s']:5.2f} (user {s['cycle_user_s']:5.2f})"
+              f"  memory {s['peak_bytes']:5.2f}"
               f"   ({s['range'][0]}..{s['range'][1]})")
     print("where the time goes, at each method's largest d (all observed):")
     for name in METHODS:
@@ -368,43 +394,48 @@ def figure(backend, result, path: Path):
     from dalib import plotting
 
     plotting.use_book_style()
-    colors = {"ETKF": "C0", "LETKF": "C1", "EnKF": "C2"}
+    style = {"ETKF": ("C0", "o", "-"), "LETKF": ("C1", "s", "-"), "EnKF": ("C2", "^", "--")}
+    seconds = "seconds per cycle" if backend == "cupy" else "CPU seconds per cycle"
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), layout="constrained")
     ax = axes[0]
     rows = [r for r in result["d_sweep"] if r["obs_every"] == 1]
     for name in METHODS:
+        color, marker, ls = style[name]
         rr = [r for r in rows if r["method"] == name]
         ds = [r["d"] for r in rr]
-        ax.loglog(ds, [r["cycle_s"] for r in rr], "o-", color=colors[name], label=f"{name}")
-        ax.loglog(ds, [r["analysis_s"] for r in rr], ":", color=colors[name], lw=1.2)
+        ax.loglog(ds, [r["cycle_s"] for r in rr], marker=marker, ls=ls, color=color,
+                  label=name)
+        ax.loglog(ds, [r["analysis_s"] for r in rr], ":", color=color, lw=1.2)
     fc = [r for r in rows if r["method"] == "ETKF"]
-    ax.loglog([r["d"] for r in fc], [r["forecast_s"] for r in fc], "s--", color="0.4", ms=4,
-              label="forecast (model)")
+    ax.loglog([r["d"] for r in fc], [r["forecast_s"] for r in fc], "x-", color="0.35",
+              ms=5, lw=1, label="forecast (model)")
     _reference(ax, [r["d"] for r in fc], [r["cycle_s"] for r in fc], 1, "d")
-    ax.set(xlabel="state dimension d", ylabel="seconds per cycle",
-           title=f"cycle (solid), analysis (dotted); N = {rows[0]['N']}")
+    ax.set(xlabel="state dimension d", ylabel=seconds,
+           title=f"N = {rows[0]['N']}: cycle (markers), analysis (dotted)")
     ax.legend(fontsize=8)
     ax = axes[1]
     for name in ("ETKF", "LETKF"):
+        color, marker, _ = style[name]
         rr = [r for r in result["N_sweep"] if r["method"] == name]
         Ns = [r["N"] for r in rr]
-        ax.loglog(Ns, [r["cycle_s"] for r in rr], "o-", color=colors[name], label=name)
-        ax.loglog(Ns, [r["forecast_s"] for r in rr], "s--", color=colors[name], ms=4, lw=1,
-                  label=f"{name} forecast")
+        ax.loglog(Ns, [r["cycle_s"] for r in rr], marker=marker, color=color, label=name)
+        ax.loglog(Ns, [r["forecast_s"] for r in rr], "x--", color=color, ms=5, lw=1,
+                  label=f"{name}: forecast")
     rr = [r for r in result["N_sweep"] if r["method"] == "ETKF"]
     for k in (1, 2, 3):
         _reference(ax, [r["N"] for r in rr], [r["cycle_s"] for r in rr], k, "N")
-    ax.set(xlabel="ensemble size N", ylabel="seconds per cycle",
-           title=f"d = {result['N_sweep'][0]['d']}")
+    ax.set(xlabel="ensemble size N", ylabel=seconds,
+           title=f"all observed, d = {result['N_sweep'][0]['d']}")
     ax.legend(fontsize=8)
     ax = axes[2]
     for name in METHODS:
+        color, marker, ls = style[name]
         rr = [r for r in rows if r["method"] == name]
-        ax.loglog([r["d"] for r in rr], [max(r["peak_bytes"], 1) / 2**20 for r in rr], "o-",
-                  color=colors[name], label=name)
-    ax.loglog([r["d"] for r in fc], [r["ensemble_bytes"] / 2**20 for r in fc], "k--", lw=1,
+        ax.loglog([r["d"] for r in rr], [max(r["peak_bytes"], 1) / 2**20 for r in rr],
+                  marker=marker, ls=ls, color=color, label=name)
+    ax.loglog([r["d"] for r in fc], [r["ensemble_bytes"] / 2**20 for r in fc], "k:", lw=1,
               label="one ensemble (8 N d bytes)")
-    ax.set(xlabel="state dimension d", ylabel="MiB", title="peak memory during a cycle")
+    ax.set(xlabel="state dimension d", ylabel="MiB", title="memory allocated during a cycle")
     ax.legend(fontsize=8)
     fig.suptitle(f"dalib on {backend}: {result['device']}, {result['date'][:10]}", fontsize=10)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -413,12 +444,13 @@ def figure(backend, result, path: Path):
 
 
 def _reference(ax, x, y, slope, var):
-    """A dashed line of the given slope through the last point, labelled size^slope."""
+    """A dashed line of the given slope over the last decade of x, through the last point."""
     x0, y0 = x[-1], y[-1]
-    xs = np.array([x[0], x0], float)
-    ax.loglog(xs, y0 * (xs / x0) ** slope, color="0.6", lw=0.8, ls="--")
-    ax.annotate(f"{var}$^{slope}$" if slope != 1 else var, (xs[0], y0 * (xs[0] / x0) ** slope),
-                fontsize=8, color="0.4", ha="right", va="center")
+    xs = np.array([max(x[0], x0 / 10), x0], float)
+    ys = 1.6 * y0 * (xs / x0) ** slope  # a little above the data
+    ax.loglog(xs, ys, color="0.5", lw=1, ls="--")
+    label = var if slope == 1 else f"{var}$^{slope}$"
+    ax.annotate(label, (xs[0], ys[0]), fontsize=9, color="0.3", ha="right", va="center")
 
 
 def main(argv=None):
@@ -426,8 +458,19 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller sweep (< 3 minutes)")
     parser.add_argument("--backends", default="numpy,cupy",
                         help="comma-separated backends (cupy is skipped without a GPU)")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the figures from the stored results")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
+    suffix = "" if mode == "full" else "_quick"
+    if args.replot:
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            stored = RESULTS / f"scaling_{backend}{suffix}.json"
+            if stored.exists():
+                figure(backend, json.loads(stored.read_text()),
+                       FIGURES / f"scaling_{backend}{suffix}.png")
+                print(f"redrew book/figures/scaling_{backend}{suffix}.png")
+        return
     command = "python " + " ".join(shlex.quote(a) for a in
                                    ["benchmarks/scaling.py", *(argv or sys.argv[1:])])
     start = time.perf_counter()
@@ -453,7 +496,6 @@ def main(argv=None):
                       notes="seconds per cycle: the fastest of the timed cycles; peak "
                             "memory: allocated on top of the state during one cycle")
         print_report(backend, result)
-        suffix = "" if mode == "full" else "_quick"
         RESULTS.mkdir(parents=True, exist_ok=True)
         out = RESULTS / f"scaling_{backend}{suffix}.json"
         out.write_text(json.dumps(result, indent=1) + "\n")
