@@ -348,15 +348,13 @@ def slopes(rows_d, rows_N) -> dict:
 def fmt_row(r) -> str:
     return (f"{r['method']:<6} {r['obs_every']:>3} {r['d']:>9} {r['p']:>9} {r['N']:>5} "
             f"{1e3 * r['forecast_s']:>11.2f} {1e3 * r['analysis_s']:>11.2f} "
-            f"{1e3 * r['cycle_s']:>11.2f} {1e3 * r['cycle_user_s']:>9.2f} "
-            f"{1e9 * r['cycle_s'] / (r['N'] * r['d']):>8.1f} "
+            f"{1e3 * r['cycle_s']:>11.2f} {1e9 * r['cycle_s'] / (r['N'] * r['d']):>8.1f} "
             f"{r['peak_bytes'] / 2**20:>9.1f} "
             f"{r['ensemble_bytes'] / 2**20:>9.1f} {1e3 * r['setup_s']:>9.1f}")
 
 
 HEADER = (f"{'method':<6} {'obs':>3} {'d':>9} {'p':>9} {'N':>5} {'forecast ms':>11} "
-          f"{'analysis ms':>11} {'cycle ms':>11} {'user ms':>9} {'ns/(Nd)':>8} "
-          f"{'peak MiB':>9} {'E MiB':>9} "
+          f"{'analysis ms':>11} {'cycle ms':>11} {'ns/(Nd)':>8} {'peak MiB':>9} {'E MiB':>9} "
           f"{'setup ms':>9}")
 
 
@@ -364,8 +362,8 @@ def print_report(backend, result):
     print(f"\n== {backend}: {result['device']} ==")
     print("cost per cycle as d grows (N = 20) and as N grows (d = 1000); 'obs' = every k-th")
     print("component observed; peak = memory allocated during one cycle; E = the ensemble;")
-    print("times: the fastest of the timed cycles; user: the cycle's user-mode CPU time;")
-    print("ns/(Nd): cycle time per member and variable")
+    print("times: the fastest of the timed cycles; ns/(Nd): cycle time per member and "
+          "variable")
     print(HEADER)
     for r in result["d_sweep"] + result["N_sweep"]:
         print(fmt_row(r))
@@ -373,7 +371,7 @@ def print_report(backend, result):
           "each sweep:")
     for key, s in result["slopes"].items():
         print(f"  {key:<28} forecast {s['forecast_s']:5.2f}  analysis {s['analysis_s']:5.2f}"
-              f"  cycle {s['cycle_s']:5.2f} (user {s['cycle_user_s']:5.2f})"
+              f"  cycle {s['cycle_s']:5.2f} (user-mode {s['cycle_user_s']:5.2f})"
               f"  memory {s['peak_bytes']:5.2f}"
               f"   ({s['range'][0]}..{s['range'][1]})")
     print("where the time goes, at each method's largest d (all observed):")
