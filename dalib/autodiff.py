@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ._validate import check_array
-from .backend import namespace, to_numpy
+from .backend import device, namespace, to_numpy
 
 __all__ = [
     "Elementary",
@@ -114,7 +114,7 @@ def forward_mode(maps: Sequence[Elementary], x, V=None):
     """
     check_array(x, "x", ndim=1)
     xp = namespace(x)
-    J = xp.eye(x.shape[0], dtype=x.dtype) if V is None else V
+    J = xp.eye(x.shape[0], dtype=x.dtype, device=device(x)) if V is None else V
     g = x
     for m in maps:
         J = m.jvp(g, J)  # uses g_{i-1}, before it is overwritten
@@ -150,7 +150,7 @@ def reverse_mode(maps: Sequence[Elementary], x, W=None):
     for m in maps[:-1]:
         stored.append(m(stored[-1]))
     y = maps[-1](stored[-1]) if maps else x
-    G = xp.eye(y.shape[0], dtype=x.dtype) if W is None else W
+    G = xp.eye(y.shape[0], dtype=x.dtype, device=device(x)) if W is None else W
     for m, g in zip(reversed(maps), reversed(stored)):
         G = m.vjp(g, G)
     return y, G
@@ -168,7 +168,7 @@ def fd_gradient(J: Callable, x, h: float = 1e-6, scheme: str = "central"):
         raise ValueError(f"scheme must be 'forward' or 'central', got {scheme!r}")
     check_array(x, "x", ndim=1)
     xp = namespace(x)
-    E = h * xp.eye(x.shape[0], dtype=x.dtype)
+    E = h * xp.eye(x.shape[0], dtype=x.dtype, device=device(x))
     if scheme == "forward":
         J0 = J(x)
         return xp.stack([(J(x + E[i, :]) - J0) / h for i in range(x.shape[0])])

@@ -4,7 +4,14 @@ dalib code never imports NumPy for numerics.  Each function asks its inputs for 
 namespace with :func:`namespace` and then calls only functions of the `array API standard
 <https://data-apis.org/array-api/>`_.  The handful of operations the standard lacks
 (triangular solves, the error function, random numbers) are dispatched here, in one place,
-to NumPy/SciPy, CuPy, JAX or a portable fallback.
+to NumPy/SciPy, CuPy, JAX or a portable fallback.  So are the two GPU-specific paths: a
+batched eigendecomposition split into chunks that cuSOLVER accepts (:func:`eigh`), and an
+optional fused CuPy kernel for the Lorenz-96 forecast (:func:`lorenz96_rk4`), whose
+generic array code is the reference.
+
+Arrays stay where they are: functions create new arrays on the device of their inputs
+(:func:`device`), so a run whose inputs live on a GPU never copies data to the host inside
+its loop.
 
 Backends are named ``"numpy"``, ``"cupy"``, ``"jax"`` and ``"array_api_strict"`` (a strict
 stand-in used by the tests to prove that nothing NumPy-specific leaks into the code).
@@ -12,6 +19,8 @@ stand-in used by the tests to prove that nothing NumPy-specific leaks into the c
 
 from __future__ import annotations
 
+import numbers
+import os
 import sys
 from types import ModuleType
 
@@ -24,11 +33,16 @@ __all__ = [
     "get_namespace",
     "namespace",
     "backend_name",
+    "device",
+    "default_device",
     "asarray",
     "to_numpy",
     "is_traced",
     "solve_triangular",
     "erf",
+    "eigh",
+    "use_fused_kernels",
+    "lorenz96_rk4",
 ]
 
 
@@ -120,11 +134,36 @@ def backend_name(xp: ModuleType) -> str:
     return getattr(xp, "__name__", str(xp))
 
 
-def asarray(x, xp: ModuleType | str | None = None, dtype=None):
+def device(x):
+    """The device of array ``x`` (``None`` for Python numbers and ``None``).
+
+    New arrays made from ``x`` are created there, e.g.
+    ``xp.zeros(n, dtype=x.dtype, device=device(x))``, so that nothing moves between the host
+    and a GPU.  Abstract JAX values (inside ``jax.jit``) have no device and give ``None``,
+    the backend's default.
+    """
+    if x is None or isinstance(x, (int, float, complex)):
+        return None
+    return _aac.device(x)
+
+
+def default_device(xp):
+    """The device on which backend ``xp`` creates arrays when no device is given."""
+    xp = get_namespace(xp)
+    if _aac.is_cupy_namespace(xp):  # pragma: no cover - needs a GPU
+        import cupy
+
+        return cupy.cuda.Device()  # the current device, which CuPy creates arrays on
+    info = getattr(xp, "__array_namespace_info__", None)
+    return None if info is None else info().default_device()
+
+
+def asarray(x, xp: ModuleType | str | None = None, dtype=None, device=None):
     """Convert ``x`` to an array of backend ``xp`` (default NumPy), float64 unless ``dtype``.
 
     NumPy arrays and nested lists are accepted for any backend; arrays of another
-    device backend are first brought to the host.
+    device backend are first brought to the host.  ``device`` places the result (default:
+    the backend's default device, e.g. the current GPU).
     """
     xp = get_namespace(xp or "numpy")
     if dtype is None:
@@ -134,7 +173,9 @@ def asarray(x, xp: ModuleType | str | None = None, dtype=None):
             x = x.get()
         elif not _aac.is_numpy_array(x) and hasattr(x, "__dlpack__"):
             x = to_numpy(x)
-    return xp.asarray(x, dtype=dtype)
+    if device is None:
+        return xp.asarray(x, dtype=dtype)
+    return xp.asarray(x, dtype=dtype, device=device)
 
 
 def _is_namespace_array(x, xp) -> bool:
@@ -210,3 +251,59 @@ def erf(x):
 
         return xp.asarray(_np_erf(to_numpy(x)), dtype=x.dtype)
     return _erf(x)
+
+
+#: Largest number of matrices given to one batched eigendecomposition on CuPy.  cuSOLVER's
+#: batched Jacobi solver sizes its workspace with 32-bit integers, which a batch of
+#: millions of small matrices overflows (CuPy issue 7261), so larger stacks are split.
+CUPY_EIGH_BATCH = 2**15
+
+
+def eigh(A):
+    """Eigenvalues and eigenvectors of the symmetric matrices ``A`` of shape ``(..., n, n)``.
+
+    The same as ``xp.linalg.eigh(A)``, except that on CuPy a large stack is decomposed in
+    chunks of :data:`CUPY_EIGH_BATCH` matrices (one batched call each).
+    """
+    xp = namespace(A)
+    if backend_name(xp) == "cupy" and A.ndim == 3 and A.shape[0] > CUPY_EIGH_BATCH:
+        B = CUPY_EIGH_BATCH  # pragma: no cover - needs a GPU
+        parts = [xp.linalg.eigh(A[i : i + B, ...]) for i in range(0, A.shape[0], B)]
+        return (xp.concat([p[0] for p in parts], axis=0),
+                xp.concat([p[1] for p in parts], axis=0))
+    return xp.linalg.eigh(A)
+
+
+# Fused GPU kernels ----------------------------------------------------------------------
+
+_FUSED = {"enabled": os.environ.get("DALIB_FUSED_KERNELS", "1") != "0"}
+
+
+def use_fused_kernels(enabled: bool = True) -> bool:
+    """Switch the optional fused GPU kernels on or off; returns the previous setting.
+
+    They are on by default (environment variable ``DALIB_FUSED_KERNELS=0`` turns them off)
+    and only ever used for CuPy arrays; with them off, CuPy runs the generic array code,
+    which is the reference the kernels are tested against.
+    """
+    previous = _FUSED["enabled"]
+    _FUSED["enabled"] = bool(enabled)
+    return previous
+
+
+def lorenz96_rk4(x, F, dt: float, steps: int):
+    """``steps`` RK4 steps of Lorenz-96 with one fused kernel per stage, on a GPU.
+
+    Returns ``None`` (so the caller runs the generic code) unless ``x`` is a float32 or
+    float64 CuPy array, ``F`` a number and the fused kernels are switched on (see
+    :func:`use_fused_kernels`).  The kernel reads each stage point once and computes the
+    tendency, the next stage point and the RK4 sum in one pass, instead of the dozen
+    temporary arrays of the generic shift-and-combine code.
+    """
+    if not _FUSED["enabled"] or not _aac.is_cupy_array(x):
+        return None
+    if not isinstance(F, numbers.Real) or x.dtype.char not in "fd":  # pragma: no cover
+        return None
+    from ._cupy_kernels import lorenz96_rk4 as _fused  # pragma: no cover - needs a GPU
+
+    return _fused(x, float(F), float(dt), int(steps))  # pragma: no cover - needs a GPU

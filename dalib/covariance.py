@@ -12,8 +12,8 @@ shape ``(..., d)``:
 ``inv_sqrt_matmul(b)`` :math:`S^{-1} b`, so :math:`|S^{-1}b|^2 = b^\top C^{-1} b`
 ``logdet()``           :math:`\log\det C`
 ``sample(rng, shape)`` draws of :math:`\mathcal N(0, C)`, shape ``(*shape, d)``
-``diagonal(xp)``       the diagonal, ``(d,)``
-``to_dense(xp)``       the full matrix (small problems only)
+``diagonal(xp)``       the diagonal, ``(d,)`` (optionally ``device=``)
+``to_dense(xp)``       the full matrix (small problems only; ``device=``)
 =====================  ====================================================
 
 Use :func:`as_covariance` to turn a number, a vector of variances or a matrix into one.
@@ -25,6 +25,7 @@ import math
 from types import ModuleType
 
 from ._validate import check_array, check_finite, check_int, check_positive
+from .backend import device as array_device
 from .backend import get_namespace, is_traced, namespace, solve_triangular
 from .random import default_rng
 
@@ -35,6 +36,11 @@ __all__ = [
     "DenseCovariance",
     "as_covariance",
 ]
+
+
+def _device_of(variance, device):
+    """``device`` if given, else the device of an array-valued variance (or None)."""
+    return device if device is not None else array_device(variance)
 
 
 class Covariance:
@@ -111,13 +117,17 @@ class ScalarCovariance(Covariance):
         log = math.log(v) if isinstance(v, (int, float)) else namespace(v).log(v)
         return self.d * log
 
-    def diagonal(self, xp: str | ModuleType = "numpy"):
+    def diagonal(self, xp: str | ModuleType = "numpy", device=None):
+        """The diagonal, on backend ``xp`` and ``device`` (default: its default device)."""
         xp = get_namespace(xp)
-        return xp.full((self.d,), self.variance, dtype=xp.float64)
+        device = _device_of(self.variance, device)
+        return xp.full((self.d,), self.variance, dtype=xp.float64, device=device)
 
-    def to_dense(self, xp: str | ModuleType = "numpy"):
+    def to_dense(self, xp: str | ModuleType = "numpy", device=None):
+        """The matrix :math:`\\sigma^2 I` on backend ``xp`` and ``device``."""
         xp = get_namespace(xp)
-        return self.variance * xp.eye(self.d, dtype=xp.float64)
+        device = _device_of(self.variance, device)
+        return self.variance * xp.eye(self.d, dtype=xp.float64, device=device)
 
     def scaled(self, a):
         return ScalarCovariance(a * self.variance, self.d)
@@ -158,12 +168,13 @@ class DiagonalCovariance(Covariance):
         xp = namespace(self.variances)
         return xp.sum(xp.log(self.variances))
 
-    def diagonal(self, xp=None):
+    def diagonal(self, xp=None, device=None):
         return self.variances
 
-    def to_dense(self, xp=None):
+    def to_dense(self, xp=None, device=None):
         xp = namespace(self.variances)
-        return xp.eye(self.d, dtype=self.variances.dtype) * self.variances[None, :]
+        eye = xp.eye(self.d, dtype=self.variances.dtype, device=array_device(self.variances))
+        return eye * self.variances[None, :]
 
     def scaled(self, a):
         return DiagonalCovariance(a * self.variances)
@@ -227,10 +238,10 @@ class DenseCovariance(Covariance):
         xp = namespace(self.L)
         return 2 * xp.sum(xp.log(xp.linalg.diagonal(self.L)))
 
-    def diagonal(self, xp=None):
+    def diagonal(self, xp=None, device=None):
         return namespace(self.C).linalg.diagonal(self.C)
 
-    def to_dense(self, xp=None):
+    def to_dense(self, xp=None, device=None):
         return self.C
 
     def scaled(self, a):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from ._validate import check_array, check_int
-from .backend import erf, namespace
+from .backend import device, erf, namespace
 
 __all__ = [
     "rmse",
@@ -130,7 +130,7 @@ def crps_ensemble(E, truth, fair: bool = False):
         raise ValueError("the fair CRPS needs an ensemble of at least 2 members")
     skill = xp.mean(xp.abs(E - truth[..., None, :]), axis=-2)
     Es = xp.sort(E, axis=-2)
-    k = xp.arange(1, N + 1, dtype=E.dtype)
+    k = xp.arange(1, N + 1, dtype=E.dtype, device=device(E))
     weights = (2 * k - N - 1)[:, None]
     pair_sum = 2 * xp.sum(weights * Es, axis=-2)  # sum over n, m of |E_n - E_m|
     denom = N * (N - 1) if fair else N * N
@@ -201,7 +201,7 @@ def rank_histogram(E, truth, burn_in: int = 0):
     burn_in = check_int(burn_in, "burn_in", minimum=0)
     ranks = xp.sum(xp.astype(E < truth[..., None, :], xp.int64), axis=-2)[burn_in:, ...]
     N = E.shape[-2]
-    bins = xp.arange(N + 1, dtype=xp.int64)
+    bins = xp.arange(N + 1, dtype=xp.int64, device=device(E))
     flat = xp.reshape(ranks, (-1,))
     return xp.sum(xp.astype(flat[:, None] == bins[None, :], xp.int64), axis=0)
 

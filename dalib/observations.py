@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._validate import check_array, check_int
-from .backend import get_namespace, namespace
+from .backend import backend_name, device, get_namespace, namespace
 
 __all__ = [
     "ObservationOperator",
@@ -44,17 +44,20 @@ class ObservationOperator:
     def vjp(self, x, w):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def matrix(self, xp="numpy"):
-        """The matrix ``H`` (``p`` by ``d``) of a linear operator, on backend ``xp``."""
+    def matrix(self, xp="numpy", device=None):
+        """The matrix ``H`` (``p`` by ``d``) of a linear operator, on backend ``xp``.
+
+        ``device`` places it (default: the backend's default device).
+        """
         if not self.linear:
             raise TypeError(f"{type(self).__name__} is nonlinear: use jacobian(x) instead")
         xp = get_namespace(xp)
-        return self(xp.eye(self.d, dtype=xp.float64)).T
+        return self(xp.eye(self.d, dtype=xp.float64, device=device)).T
 
     def jacobian(self, x):
         r"""Dense Jacobian :math:`Dh(x)` of shape ``(..., p, d)``."""
         xp = namespace(x)
-        eye = xp.eye(self.d, dtype=x.dtype)
+        eye = xp.eye(self.d, dtype=x.dtype, device=device(x))
         # Columns are jvps along the unit vectors, batched over x's leading axes.
         cols = self.jvp(x[..., None, :], eye)  # (..., d, p)
         cols = xp.broadcast_to(cols, (*x.shape[:-1], self.d, self.p))
@@ -103,11 +106,11 @@ class EveryKth(ObservationOperator):
 
     def vjp(self, x, w):
         xp = namespace(w)
-        out = xp.zeros((*w.shape[:-1], self.p, self.k), dtype=w.dtype)
+        out = xp.zeros((*w.shape[:-1], self.p, self.k), dtype=w.dtype, device=device(w))
         # Interleave w with zeros: element (i, 0) of the (p, k) block is component offset + i k.
         out = xp.concat([w[..., None], out[..., 1:]], axis=-1)
         flat = xp.reshape(out, (*w.shape[:-1], self.p * self.k))
-        pad_front = xp.zeros((*w.shape[:-1], self.offset), dtype=w.dtype)
+        pad_front = xp.zeros((*w.shape[:-1], self.offset), dtype=w.dtype, device=device(w))
         full = xp.concat([pad_front, flat], axis=-1)
         return full[..., : self.d]
 
@@ -137,20 +140,33 @@ class Subset(ObservationOperator):
             raise ValueError(f"indices must lie in 0..{self.d - 1}, got {idx}")
         self.indices = tuple(idx)
         self.p = len(idx)
+        self._cache = {}
 
-    def _idx(self, xp):
-        return xp.asarray(self.indices, dtype=xp.int64)
+    def _idx(self, x):
+        """The indices as an integer array on the backend and device of ``x``.
+
+        Made once per backend and device and then reused, so applying ``h`` inside a
+        filter's loop does not copy the indices to the device again.
+        """
+        xp = namespace(x)
+        dev = device(x)
+        key = (backend_name(xp), repr(dev))
+        idx = self._cache.get(key)
+        if idx is None:
+            idx = xp.asarray(self.indices, dtype=xp.int64, device=dev)
+            if backend_name(xp) != "jax":  # JAX values may be tracers: never cache them
+                self._cache[key] = idx
+        return idx
 
     def __call__(self, x):
         xp = namespace(self._check(x))
-        return xp.take(x, self._idx(xp), axis=-1)
+        return xp.take(x, self._idx(x), axis=-1)
 
     def vjp(self, x, w):
         xp = namespace(w)
         # Scatter via a one-hot matrix product: H^T w with H[i, indices[i]] = 1.
-        onehot = xp.astype(
-            self._idx(xp)[:, None] == xp.arange(self.d, dtype=xp.int64)[None, :], w.dtype
-        )
+        cols = xp.arange(self.d, dtype=xp.int64, device=device(w))
+        onehot = xp.astype(self._idx(w)[:, None] == cols[None, :], w.dtype)
         return w @ onehot
 
     def __repr__(self) -> str:
@@ -172,9 +188,9 @@ class Matrix(ObservationOperator):
     def vjp(self, x, w):
         return w @ self.H
 
-    def matrix(self, xp="numpy"):
+    def matrix(self, xp="numpy", device=None):
         xp = get_namespace(xp)
-        return xp.asarray(self.H)
+        return xp.asarray(self.H) if device is None else xp.asarray(self.H, device=device)
 
 
 _ELEMENTWISE = {

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ._validate import check_array, check_int, check_positive
-from .backend import namespace
+from .backend import device, namespace
 from .covariance import Covariance, as_covariance
 from .observations import ObservationOperator
 from .random import default_rng
@@ -114,7 +114,8 @@ class StateSpaceModel:
         J : int
             Number of observation times.
         rng : int or dalib.random.Generator
-            Randomness (initial condition, model and observation noise).
+            Randomness (initial condition, model and observation noise), drawn on the
+            backend and device of ``m0``.
         x0 : array, shape (d,), optional
             Initial truth; by default drawn from :math:`\mathcal N(m_0, C_0)`.
 
@@ -124,7 +125,7 @@ class StateSpaceModel:
             ``x`` of shape ``(J + 1, d)``, ``y`` of shape ``(J, p)`` and times ``t``.
         """
         J = check_int(J, "J")
-        rng = default_rng(rng, namespace(self.m0))
+        rng = default_rng(rng, namespace(self.m0), device(self.m0))
         xp = self.xp
         if x0 is None:
             x0 = self.m0 + self.C0.sample(rng)
@@ -134,7 +135,7 @@ class StateSpaceModel:
         for _ in range(J):
             xs.append(self.step(xs[-1], rng))
             ys.append(self.observe(xs[-1], rng))
-        t = xp.arange(J + 1, dtype=xp.float64) * self.dt
+        t = xp.arange(J + 1, dtype=xp.float64, device=device(self.m0)) * self.dt
         return TwinExperiment(ssm=self, t=t, x=xp.stack(xs), y=xp.stack(ys))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .._validate import check_array
+from ..backend import device as array_device
 from ..backend import namespace, solve_triangular
 from ..covariance import Covariance, as_covariance
 from ..observations import ObservationOperator
@@ -12,26 +13,32 @@ from ..observations import ObservationOperator
 LOG_2PI = math.log(2 * math.pi)
 
 
-def observation_matrix(H, xp, d: int | None = None, name: str = "H"):
-    """The matrix ``H`` (p, d) of a linear observation operator or of a matrix argument."""
+def observation_matrix(H, xp, d: int | None = None, name: str = "H", device=None):
+    """The matrix ``H`` (p, d) of a linear observation operator or of a matrix argument.
+
+    An operator's matrix is made on ``device`` (default: the backend's default device).
+    """
     if isinstance(H, ObservationOperator):
         if not H.linear:
             raise TypeError(
                 f"{name} must be linear; {type(H).__name__} is nonlinear (use the extended KF, "
                 "which linearises h with its Jacobian)"
             )
-        return H.matrix(xp)
+        return H.matrix(xp, device=device)
     check_array(H, name, ndim=2)
     if d is not None and H.shape[1] != d:
         raise ValueError(f"{name} must have shape (p, {d}), got shape {tuple(H.shape)}")
     return H
 
 
-def dense(C, xp, d: int, name: str):
-    """A covariance-like argument as a dense (d, d) matrix; ``None`` gives zeros."""
+def dense(C, xp, d: int, name: str, device=None):
+    """A covariance-like argument as a dense (d, d) matrix; ``None`` gives zeros.
+
+    Matrices made here (zeros, scaled identities) are created on ``device``.
+    """
     if C is None:
-        return xp.zeros((d, d), dtype=xp.float64)
-    return as_covariance(C, name, d=d).to_dense(xp)
+        return xp.zeros((d, d), dtype=xp.float64, device=device)
+    return as_covariance(C, name, d=d).to_dense(xp, device=device)
 
 
 def symmetrize(C):
@@ -58,7 +65,7 @@ def gaussian_update(m, C, v, H, R, xp):
     Z = xp.linalg.solve(S, xp.concat([HC, v[:, None]], axis=1))  # S^{-1} [H C, v]
     K = Z[:, :d].T  # C H^T S^{-1}, (d, p)
     m_a = m + K @ v
-    IKH = xp.eye(d, dtype=C.dtype) - K @ H
+    IKH = xp.eye(d, dtype=C.dtype, device=array_device(C)) - K @ H
     C_a = symmetrize(IKH @ C @ IKH.T + K @ R @ K.T)  # Joseph form
     logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
     loglik = -0.5 * (xp.sum(v * Z[:, d]) + logdet + p * LOG_2PI)

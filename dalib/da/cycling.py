@@ -10,8 +10,14 @@ r"""One driver for every sequential method: forecast, analysis, repeat.
         record analysis mean and spread
 
 The driver validates the twin experiment and the method once, then runs the loop without
-further checks; it stops with :class:`FilterDivergenceError` when the analysis mean stops
-being finite.
+further checks; it stops with :class:`FilterDivergenceError` when a forecast or analysis
+mean stops being finite.
+
+On a GPU the loop only queues work on the device; the one place where it waits for the
+device is the divergence check, which copies a single boolean to the host once per cycle
+(``check_every=1``, the default).  ``check_every=k`` checks every ``k`` cycles and
+``check_every=0`` only once, after the last cycle; the error still names the first cycle
+whose mean was not finite.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 import sys
 
 from .._validate import check_array, check_int
-from ..backend import namespace
+from ..backend import device, namespace
 from ..random import default_rng
 from .methods import Method
 from .result import AssimilationResult, FilterDivergenceError
@@ -66,6 +72,38 @@ def _diverged(method, j, J, which):
     )
 
 
+class _FiniteGuard:
+    """Whether every forecast and analysis mean so far is finite, with few host syncs.
+
+    ``add`` folds a mean into a device boolean (no synchronisation); ``check`` copies that
+    boolean to the host once and, only if it is false, looks through the unchecked means
+    in order and raises for the first one that is not finite.
+    """
+
+    def __init__(self, method, J, means_f, means_a, xp):
+        self.method, self.J, self.xp = method, J, xp
+        self.means_f, self.means_a = means_f, means_a
+        self.ok = None  # device boolean over the means not checked yet
+        self.start = 0  # first cycle whose means have not been checked
+
+    def add(self, mean):
+        flag = self.xp.isfinite(self.xp.sum(mean))
+        self.ok = flag if self.ok is None else self.ok & flag
+
+    def check(self):
+        if self.ok is None:
+            return
+        ok, self.ok = bool(self.ok), None
+        if ok:
+            self.start = len(self.means_a) - 1
+            return
+        for j in range(self.start, len(self.means_f) - 1):
+            for which, means in (("forecast", self.means_f), ("analysis", self.means_a)):
+                if j + 1 < len(means) and not math.isfinite(float(self.xp.sum(means[j + 1]))):
+                    _diverged(self.method, j, self.J, which)
+        raise FilterDivergenceError(f"{self.method!r} diverged after cycle {self.start + 1}")
+
+
 def check_twin(twin):
     """Validate a twin experiment's observations once (shape and finiteness)."""
     ssm = twin.ssm
@@ -78,7 +116,8 @@ def check_twin(twin):
 
 
 def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
-               burn_in: int | None = None, progress: bool | None = None) -> AssimilationResult:
+               burn_in: int | None = None, progress: bool | None = None,
+               check_every: int = 1) -> AssimilationResult:
     r"""Run a sequential method over a twin experiment.
 
     Parameters
@@ -97,6 +136,11 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     progress : bool or None
         Progress bar (needs tqdm); ``None`` shows it only in an interactive terminal
         outside CI (see :func:`progress_enabled`).
+    check_every : int
+        How often the divergence check looks at the means: every cycle (1, the default),
+        every ``k`` cycles, or only after the last cycle (0).  Each check copies one boolean
+        from the device to the host, the loop's only synchronisation on a GPU; between
+        checks a diverged filter keeps running on NaNs.
 
     Returns
     -------
@@ -105,7 +149,8 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     Raises
     ------
     FilterDivergenceError
-        If the analysis mean becomes NaN or infinite; the message names the cycle.
+        If a forecast or analysis mean becomes NaN or infinite; the message names the
+        first such cycle.
     """
     if not isinstance(method, Method):
         raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")
@@ -115,9 +160,10 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
     if burn_in > J:
         raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    check_every = check_int(check_every, "check_every", minimum=0)
     method.check(ssm)
     xp = namespace(ssm.m0)
-    rng = default_rng(rng, xp)
+    rng = default_rng(rng, xp, device(ssm.m0))
     h, y = ssm.h, twin.y
 
     state = method.init(ssm, rng)
@@ -132,27 +178,33 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
         if method.log_weights(state) is not None:
             logws = [method.log_weights(state)]
 
+    guard = _FiniteGuard(method, J, means_f, means_a, xp)
     for j in _iterate(J, progress, type(method).__name__):
         state = method.forecast(state, ssm, rng)
         mf, sf = method.moments(state)
-        if not math.isfinite(float(xp.sum(mf))):
-            _diverged(method, j, J, "forecast")
+        means_f.append(mf)
+        spreads_f.append(sf)
+        guard.add(mf)
+        if check_every and j % check_every == 0:
+            guard.check()  # the previous analyses and this forecast, before the analysis
         yj = y[j, :]
         innov.append(yj - h(mf))
         if store_ensembles:
             ens_f.append(method.members(state))
-        state = method.analysis(state, yj, ssm, rng)
+        try:
+            state = method.analysis(state, yj, ssm, rng)
+        except Exception:
+            guard.check()  # a NaN forecast can make the analysis fail: name the cycle
+            raise
         ma, sa = method.moments(state)
-        if not math.isfinite(float(xp.sum(ma))):
-            _diverged(method, j, J, "analysis")
-        means_f.append(mf)
         means_a.append(ma)
-        spreads_f.append(sf)
         spreads_a.append(sa)
+        guard.add(ma)
         if store_ensembles:
             ens_a.append(method.members(state))
             if logws is not None:
                 logws.append(method.log_weights(state))
+    guard.check()
 
     def stack(values):
         return None if values is None or values[0] is None else xp.stack(values)

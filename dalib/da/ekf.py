@@ -15,7 +15,7 @@ tangent-linear model ``M.jvp``: one batched call on the ``d`` unit vectors.
 from __future__ import annotations
 
 from .._validate import check_array
-from ..backend import namespace
+from ..backend import device, namespace
 from ._common import dense, gaussian_update, symmetrize
 
 __all__ = ["model_jacobian", "ekf_forecast", "ekf_analysis"]
@@ -41,7 +41,7 @@ def model_jacobian(M, x):
         )
     xp = namespace(x)
     d = x.shape[-1]
-    Mx, cols = M.jvp(x[None, :], xp.eye(d, dtype=x.dtype))
+    Mx, cols = M.jvp(x[None, :], xp.eye(d, dtype=x.dtype, device=device(x)))
     return xp.reshape(Mx, (d,)), cols.T
 
 
@@ -62,7 +62,7 @@ def ekf_forecast(m, C, M, Q=None):
     check_array(C, "C", ndim=2, last=(d, d))
     xp = namespace(m, C)
     m_f, DM = model_jacobian(M, m)
-    return m_f, symmetrize(DM @ C @ DM.T + dense(Q, xp, d, "Q"))
+    return m_f, symmetrize(DM @ C @ DM.T + dense(Q, xp, d, "Q", device(m)))
 
 
 def ekf_analysis(m, C, y, h, R):
@@ -91,4 +91,5 @@ def ekf_analysis(m, C, y, h, R):
     check_array(C, "C", ndim=2, last=(d, d))
     check_array(y, "y", ndim=1, last=h.p)
     xp = namespace(m, C, y)
-    return gaussian_update(m, C, y - h(m), h.jacobian(m), dense(R, xp, h.p, "R"), xp)
+    R = dense(R, xp, h.p, "R", device(m))
+    return gaussian_update(m, C, y - h(m), h.jacobian(m), R, xp)

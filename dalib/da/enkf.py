@@ -29,7 +29,7 @@ scales the analysis anomalies), and additive, which adds random draws of a covar
 from __future__ import annotations
 
 from .._validate import check_array, check_positive
-from ..backend import get_namespace, namespace
+from ..backend import device, get_namespace, namespace
 from ..covariance import as_covariance
 from ..random import default_rng
 from ._common import as_R, check_ensemble
@@ -96,7 +96,7 @@ def additive_inflation(E, Q, rng):
     check_ensemble(E, min_members=1)
     xp = namespace(E)
     Q = as_covariance(Q, "Q", d=E.shape[1])
-    return E + Q.sample(default_rng(rng, xp), (E.shape[0],))
+    return E + Q.sample(default_rng(rng, xp, device(E)), (E.shape[0],))
 
 
 def _check_args(E, y, h):
@@ -135,10 +135,10 @@ def _enkf(E, y, h, R, rng, xp, center=True):
     D = dw - Yw + Z
     p = Yw.shape[1]
     if N <= p:  # ensemble space: E + D Yw^T G^{-1} X with the N-by-N G
-        G = Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=E.dtype)
+        G = Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=E.dtype, device=device(E))
         return E + xp.linalg.solve(G, Yw @ D.T).T @ X
     # observation space (cheaper when N > p): E + D (Yw^T Yw + (N-1) I_p)^{-1} Yw^T X
-    Gp = Yw.T @ Yw + (N - 1) * xp.eye(p, dtype=E.dtype)
+    Gp = Yw.T @ Yw + (N - 1) * xp.eye(p, dtype=E.dtype, device=device(E))
     return E + D @ xp.linalg.solve(Gp, Yw.T @ X)
 
 
@@ -152,7 +152,7 @@ def _enkf_schur(E, y, h, R, rng, rho_xy, rho_yy, xp, center=True):
         Z = Z - xp.mean(Z, axis=0)
     D = y + R.sqrt_matmul(Z) - hE  # perturbed innovations, (N, p)
     P_xy = rho_xy * (X.T @ Y)  # (N - 1) rho o (C H^T), (d, p)
-    P_yy = rho_yy * (Y.T @ Y) + (N - 1) * R.to_dense(xp)  # (p, p)
+    P_yy = rho_yy * (Y.T @ Y) + (N - 1) * R.to_dense(xp, device=device(E))  # (p, p)
     return E + xp.linalg.solve(P_yy, D.T).T @ P_xy.T
 
 
@@ -201,7 +201,7 @@ def enkf_analysis(E, y, h, R, rng, *, center: bool = True, localization=None):
     """
     xp = _check_args(E, y, h)
     R = as_R(R, y.shape[0])
-    rng = default_rng(rng, xp)
+    rng = default_rng(rng, xp, device(E))
     if localization is None:
         return _enkf(E, y, h, R, rng, xp, center)
     rho_xy, rho_yy = localization
@@ -239,7 +239,7 @@ def _etkf(E, y, h, R, xp, inflation=1.0, rotation=None):
     return xbar + (w + T) @ X
 
 
-def random_rotation(N: int, rng, xp="numpy"):
+def random_rotation(N: int, rng, xp="numpy", device=None):
     r"""A random orthogonal ``N``-by-``N`` :math:`\Omega` with :math:`\Omega\mathbf 1 = \mathbf 1`.
 
     Rotating the analysis anomalies, :math:`X^a \leftarrow \Omega X^a`, keeps the ensemble
@@ -256,12 +256,15 @@ def random_rotation(N: int, rng, xp="numpy"):
         Randomness.
     xp : str or module
         Backend.
+    device : optional
+        Device of the result (default: the backend's default device).
     """
     xp = get_namespace(xp)
-    rng = default_rng(rng, xp)
-    ones = xp.ones((N, 1), dtype=xp.float64)
+    rng = default_rng(rng, xp, device)
+    ones = xp.ones((N, 1), dtype=xp.float64, device=device)
+    eye = xp.eye(N, dtype=xp.float64, device=device)
     # U: the last N - 1 columns of an orthonormal basis whose first column is 1 / sqrt(N).
-    basis, _ = xp.linalg.qr(xp.concat([ones, xp.eye(N, dtype=xp.float64)[:, : N - 1]], axis=1))
+    basis, _ = xp.linalg.qr(xp.concat([ones, eye[:, : N - 1]], axis=1))
     U = basis[:, 1:]
     Q, Rq = xp.linalg.qr(rng.standard_normal((N - 1, N - 1)))
     Q = Q * xp.sign(xp.linalg.diagonal(Rq))  # Haar measure (Mezzadri 2007)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array
-from ..backend import namespace
+from ..backend import device, namespace
 from ._common import chol_solve, dense, gaussian_update, observation_matrix, symmetrize
 
 __all__ = [
@@ -71,7 +71,7 @@ def kf_forecast(m, C, A, Q=None):
     if tuple(A.shape) != (d, d):
         raise ValueError(f"A must have shape ({d}, {d}), got shape {tuple(A.shape)}")
     xp = namespace(m, C, A)
-    return A @ m, symmetrize(A @ C @ A.T + dense(Q, xp, d, "Q"))
+    return A @ m, symmetrize(A @ C @ A.T + dense(Q, xp, d, "Q", device(m)))
 
 
 def kf_analysis(m, C, y, H, R):
@@ -101,10 +101,10 @@ def kf_analysis(m, C, y, H, R):
     """
     d = _check_mean_cov(m, C)
     xp = namespace(m, C)
-    Hm = observation_matrix(H, xp, d)
+    Hm = observation_matrix(H, xp, d, device=device(m))
     p = Hm.shape[0]
     check_array(y, "y", ndim=1, last=p)
-    return gaussian_update(m, C, y - Hm @ m, Hm, dense(R, xp, p, "R"), xp)
+    return gaussian_update(m, C, y - Hm @ m, Hm, dense(R, xp, p, "R", device(m)), xp)
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _linear_parts(ssm):
             f"got {type(ssm.M).__name__}; use the extended or an ensemble Kalman filter"
         )
     xp = namespace(ssm.m0)
-    H = observation_matrix(ssm.h, xp, ssm.d, name="h")
+    H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=device(ssm.m0))
     return xp, A, H
 
 
@@ -171,9 +171,10 @@ def kalman_filter(ssm, y) -> KalmanResult:
     xp, A, H = _linear_parts(ssm)
     check_array(y, "y", ndim=2, last=ssm.p)
     d = ssm.d
-    Q = dense(ssm.Q, xp, d, "Q")
-    R = ssm.R.to_dense(xp)
-    m, C = ssm.m0, ssm.C0.to_dense(xp)
+    dev = device(ssm.m0)
+    Q = dense(ssm.Q, xp, d, "Q", dev)
+    R = ssm.R.to_dense(xp, device=dev)
+    m, C = ssm.m0, ssm.C0.to_dense(xp, device=dev)
     m_f, C_f, m_a, C_a, ll = [m], [C], [m], [C], []
     for j in range(y.shape[0]):
         m, C = A @ m, symmetrize(A @ C @ A.T + Q)

@@ -17,6 +17,8 @@ All grid points are analysed at once: the ``d`` local ``N``-by-``N`` matrices
     G_i = \tilde Y\, \mathrm{diag}(\rho_i)\, \tilde Y^\top + (N-1) I_N,\qquad i = 1, \dots, d,
 
 are stacked into one ``(d, N, N)`` array and diagonalised by one batched ``eigh``.
+Each grid point only gathers the ``n`` observations of its local region, found without
+forming the ``d``-by-``p`` distance matrix, so the cost grows linearly in ``d``.
 
 The taper is the compactly supported fifth-order function of Gaspari and Cohn (1999, eq. 4.10)
 with half-width :math:`c`: it equals 1 at :math:`r = 0` and vanishes for :math:`r \ge 2c`.
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_positive
-from ..backend import get_namespace, namespace
+from ..backend import device, eigh, get_namespace, namespace
 from ..covariance import DenseCovariance
 from ..observations import EveryKth, Identity, Subset
 from ._common import as_R, check_ensemble
@@ -112,9 +114,9 @@ def observation_locations(h):
     )
 
 
-def _distances(d, locations, xp):
-    grid = xp.arange(d, dtype=xp.float64)
-    locs = xp.asarray([float(v) for v in locations], dtype=xp.float64)
+def _distances(d, locations, xp, device=None):
+    grid = xp.arange(d, dtype=xp.float64, device=device)
+    locs = xp.asarray([float(v) for v in locations], dtype=xp.float64, device=device)
     return periodic_distance(grid[:, None], locs[None, :], float(d)), locs
 
 
@@ -148,7 +150,7 @@ class LocalObservations:
         return int(self.index.shape[0])
 
 
-def local_observations(d: int, locations, radius, xp="numpy") -> LocalObservations:
+def local_observations(d: int, locations, radius, xp="numpy", device=None) -> LocalObservations:
     """Local observation sets of a periodic 1-D grid of ``d`` points (Lorenz-96).
 
     Parameters
@@ -163,19 +165,75 @@ def local_observations(d: int, locations, radius, xp="numpy") -> LocalObservatio
         the ETKF).  For comparison, DAPPER's ``loc_rad`` :math:`r` is :math:`c = 1.82\\,r`.
     xp : str or module
         Backend.
+    device : optional
+        Device of the result (default: the backend's default device).
+
+    Notes
+    -----
+    With a finite radius and distinct locations, each grid point's candidates are the
+    ``m`` nearest observations on either side along the circle (``m`` bounds the number
+    inside any region), so the work and memory are :math:`O(d\\,m)` rather than the
+    :math:`O(dp)` of all distances.  The result is the same: the ``n`` nearest of all
+    observations, ties broken by index.
     """
     xp = get_namespace(xp)
-    dist, _ = _distances(d, locations, xp)
+    locations = [float(v) for v in locations]
+    banded = _banded_distances(d, locations, radius, xp, device)
+    if banded is None:  # all pairs: no radius, repeated locations, or a wide region
+        dist, _ = _distances(d, locations, xp, device)
+        candidates = None
+    else:
+        candidates, dist = banded
     w = _taper(dist, radius)
     n = int(xp.max(xp.sum(xp.astype(w > 0, xp.int64), axis=1)))
     if n == 0:
         raise ValueError(f"radius {radius} leaves every grid point without observations")
     order = xp.argsort(dist, axis=1, stable=True)[:, :n]
-    return LocalObservations(order, xp.take_along_axis(w, order, axis=1), radius)
+    index = order if candidates is None else xp.take_along_axis(candidates, order, axis=1)
+    return LocalObservations(index, xp.take_along_axis(w, order, axis=1), radius)
 
 
-def localization_matrices(d: int, locations, radius, xp="numpy"):
+def _banded_distances(d, locations, radius, xp, device):
+    """Candidate observations of every grid point and their distances, or ``None``.
+
+    Returns ``(candidates, dist)``, both of shape ``(d, 2m)``: for grid point ``i`` the
+    ``m`` observations before it and the ``m`` from it onwards along the circle, sorted by
+    index, where ``m`` bounds the number of observations within ``2c + 1`` of any point.
+    Any observation among the ``m`` nearest of point ``i`` is among these (with distinct
+    locations), so ranking the candidates gives the same local sets as ranking all.
+    ``None`` when that shortcut does not apply.
+    """
+    p = len(locations)
+    if radius is None or radius == math.inf or len({v % d for v in locations}) < p:
+        return None
+    reach = 2.0 * float(radius) + 1.0  # beyond the taper's support 2c, with a margin
+    if 2.0 * reach >= d:
+        return None
+    on_circle = xp.asarray([v % d for v in locations], dtype=xp.float64, device=device)
+    order = xp.argsort(on_circle, stable=True)
+    ring = xp.take(on_circle, order)
+    # Three turns of the circle, so that windows near 0 and d need no wrapping.
+    unrolled = xp.concat([ring - d, ring, ring + d])
+    grid = xp.arange(d, dtype=xp.float64, device=device)
+    count = (xp.searchsorted(unrolled, grid + reach, side="right")
+             - xp.searchsorted(unrolled, grid - reach, side="left"))
+    m = int(xp.max(count))
+    if 2 * m > p:
+        return None
+    start = xp.searchsorted(unrolled, grid, side="left")  # first observation at or after i
+    offsets = xp.arange(-m, m, dtype=start.dtype, device=device)
+    slots = xp.remainder(start[:, None] + offsets[None, :], p)
+    candidates = xp.reshape(xp.take(order, xp.reshape(slots, (-1,))), (d, 2 * m))
+    candidates = xp.sort(candidates, axis=1)  # by index, so that ties rank as for all pairs
+    locs = xp.asarray(locations, dtype=xp.float64, device=device)
+    cand_locs = xp.reshape(xp.take(locs, xp.reshape(candidates, (-1,))), (d, 2 * m))
+    return candidates, periodic_distance(grid[:, None], cand_locs, float(d))
+
+
+def localization_matrices(d: int, locations, radius, xp="numpy", device=None):
     """Gaspari-Cohn tapers for B-localisation on a periodic 1-D grid.
+
+    They are dense (``d`` by ``p`` and ``p`` by ``p``), created on ``device``.
 
     Returns
     -------
@@ -185,7 +243,7 @@ def localization_matrices(d: int, locations, radius, xp="numpy"):
         Taper between observations.
     """
     xp = get_namespace(xp)
-    dist_xy, locs = _distances(d, locations, xp)
+    dist_xy, locs = _distances(d, locations, xp, device)
     dist_yy = periodic_distance(locs[:, None], locs[None, :], float(d))
     return _taper(dist_xy, radius), _taper(dist_yy, radius)
 
@@ -198,7 +256,7 @@ def _letkf(E, y, h, R, index, weight, xp, inflation=1.0):
     Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (d, n, N))  # local Y~^T, (d, n, N)
     dl = xp.reshape(xp.take(dw, flat, axis=0), (d, n, 1))  # local d~
     YrT = xp.matrix_transpose(Yl * weight[:, :, None])  # Y~ diag(rho_i), (d, N, n)
-    s, V = xp.linalg.eigh(YrT @ Yl)  # G_i = V_i diag(s_i + N - 1) V_i^T, batched over i
+    s, V = eigh(YrT @ Yl)  # G_i = V_i diag(s_i + N - 1) V_i^T, batched over i
     lam = s + (N - 1)
     Vt = xp.matrix_transpose(V)
     # Column i of the analysis needs only T_i and w_i applied to x_i = X[:, i], so work in

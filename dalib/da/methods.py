@@ -18,6 +18,9 @@ over a run (a 3DVar gain, LETKF local observation sets, optimal-proposal matrice
 
 Multiplicative inflation follows the common convention of DAPPER: the analysis anomalies
 are multiplied by ``inflation`` (so the covariance by ``inflation**2``) after each analysis.
+
+Every array a method makes lives on the device of ``ssm.m0`` and of the ensemble, and the
+cycle itself never asks the device for a value, so on a GPU the whole loop stays there.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_int, check_positive
-from ..backend import namespace
+from ..backend import backend_name, device, namespace
 from ..covariance import DenseCovariance, as_covariance
 from ._common import dense, gaussian_update, observation_matrix, symmetrize
 from .ekf import model_jacobian
@@ -181,7 +184,7 @@ class ETKF(EnsembleMethod):
 
     def analysis(self, E, y, ssm, rng):
         xp = namespace(E)
-        rotation = random_rotation(self.N, rng, xp) if self.rotate else None
+        rotation = random_rotation(self.N, rng, xp, device(E)) if self.rotate else None
         return _etkf(E, y, ssm.h, ssm.R, xp, self.inflation, rotation)
 
 
@@ -248,7 +251,8 @@ class EnKF(EnsembleMethod):
         self._rho = None
         if self.radius is not None:
             self._rho = localization_matrices(
-                ssm.d, observation_locations(ssm.h), self.radius, namespace(ssm.m0)
+                ssm.d, observation_locations(ssm.h), self.radius, namespace(ssm.m0),
+                device(ssm.m0),
             )
 
     def analysis(self, E, y, ssm, rng):
@@ -292,7 +296,8 @@ class LETKF(EnsembleMethod):
 
     def prepare(self, ssm):
         locs = self.locations if self.locations is not None else observation_locations(ssm.h)
-        self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0))
+        self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0),
+                                         device(ssm.m0))
 
     def analysis(self, E, y, ssm, rng):
         loc = self._local
@@ -326,14 +331,14 @@ class KalmanFilter(Method):
                 f"KalmanFilter needs a LinearModel; got {type(ssm.M).__name__} "
                 "(use ExtendedKF or an ensemble method)"
             )
-        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h")
+        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h", device=device(ssm.m0))
 
     def init(self, ssm, rng):
-        xp = namespace(ssm.m0)
-        self._H = observation_matrix(ssm.h, xp, ssm.d, name="h")
-        self._Q = dense(ssm.Q, xp, ssm.d, "Q")
-        self._R = ssm.R.to_dense(xp)
-        return GaussianState(ssm.m0, ssm.C0.to_dense(xp), 0.0)
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
+        self._H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=dev)
+        self._Q = dense(ssm.Q, xp, ssm.d, "Q", dev)
+        self._R = ssm.R.to_dense(xp, device=dev)
+        return GaussianState(ssm.m0, ssm.C0.to_dense(xp, device=dev), 0.0)
 
     def forecast(self, s, ssm, rng):
         A = ssm.M.A
@@ -377,12 +382,12 @@ class ExtendedKF(Method):
             raise TypeError("ExtendedKF needs h.jacobian")
 
     def init(self, ssm, rng):
-        xp = namespace(ssm.m0)
-        self._Q = dense(ssm.Q, xp, ssm.d, "Q")
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
+        self._Q = dense(ssm.Q, xp, ssm.d, "Q", dev)
         if self.additive is not None:
-            self._Q = self._Q + dense(self.additive, xp, ssm.d, "additive")
-        self._R = ssm.R.to_dense(xp)
-        return GaussianState(ssm.m0, ssm.C0.to_dense(xp), 0.0)
+            self._Q = self._Q + dense(self.additive, xp, ssm.d, "additive", dev)
+        self._R = ssm.R.to_dense(xp, device=dev)
+        return GaussianState(ssm.m0, ssm.C0.to_dense(xp, device=dev), 0.0)
 
     def forecast(self, s, ssm, rng):
         m, DM = model_jacobian(ssm.M, s.m)
@@ -429,13 +434,13 @@ class ThreeDVar(Method):
             raise ValueError(f"K must have shape ({ssm.d}, {ssm.p}), got {tuple(self.K.shape)}")
 
     def init(self, ssm, rng):
-        xp = namespace(ssm.m0)
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
         self._gain = self.K
         self._B = None
         if self.K is None:
-            self._B = dense(self.B, xp, ssm.d, "B")
+            self._B = dense(self.B, xp, ssm.d, "B", dev)
             if ssm.h.linear:
-                self._gain = var3d_gain(self._B, ssm.h, ssm.R.to_dense(xp))
+                self._gain = var3d_gain(self._B, ssm.h, ssm.R.to_dense(xp, device=dev))
         return GaussianState(ssm.m0)
 
     def forecast(self, s, ssm, rng):
@@ -478,18 +483,30 @@ class _ParticleFilter(Method):
         xp = namespace(ssm.m0)
         self.prepare(ssm)
         E = ssm.m0 + ssm.C0.sample(rng, (self.N,))
-        return ParticleState(E, xp.full((self.N,), -math.log(self.N), dtype=E.dtype))
+        equal = xp.full((self.N,), -math.log(self.N), dtype=E.dtype, device=device(E))
+        return ParticleState(E, equal)
 
     def prepare(self, ssm):
         pass
 
     def _resample(self, E, logw, rng, xp):
         w = xp.exp(logw)
-        if float(1.0 / xp.sum(w * w)) < self.threshold * self.N:
-            idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
-            E = xp.take(E, idx, axis=0)
-            logw = xp.full((self.N,), -math.log(self.N), dtype=E.dtype)
-        return ParticleState(E, logw)
+        ess = 1.0 / xp.sum(w * w)
+        equal = xp.full((self.N,), -math.log(self.N), dtype=E.dtype, device=device(E))
+        if backend_name(xp) == "numpy":
+            # On the host the test is free, and drawing u only when resampling keeps the
+            # random stream of earlier NumPy results.
+            if float(ess) < self.threshold * self.N:
+                idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
+                E, logw = xp.take(E, idx, axis=0), equal
+            return ParticleState(E, logw)
+        # On a device, asking for the ESS would stall the loop: compute the resampled
+        # particles every cycle and keep them only where the ESS is low.
+        resample = ess < self.threshold * self.N
+        idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
+        keep = xp.arange(self.N, dtype=idx.dtype, device=device(E))
+        idx = xp.where(resample, idx, keep)
+        return ParticleState(xp.take(E, idx, axis=0), xp.where(resample, equal, logw))
 
     def moments(self, s):
         xp = namespace(s.E)
@@ -518,6 +535,11 @@ class BootstrapPF(_ParticleFilter):
     -----
     With a perfect model (``Q`` is ``None``) the resampled copies never separate again and
     the filter collapses; it is meant for models with noise.
+
+    On NumPy the resampling test is an ordinary ``if``.  On other backends (CuPy, JAX) the
+    particles are resampled every cycle and the copy is kept only when the effective sample
+    size is low, so the loop never waits for the device; this draws one more uniform number
+    per cycle, so the random stream differs from NumPy's.
     """
 
     def forecast(self, s, ssm, rng):
@@ -542,11 +564,11 @@ class OptimalPF(_ParticleFilter):
     def check(self, ssm):
         if ssm.Q is None:
             raise ValueError("OptimalPF needs model noise: ssm.Q must not be None")
-        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h")
+        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h", device=device(ssm.m0))
 
     def prepare(self, ssm):
         xp = namespace(ssm.m0)
-        H = observation_matrix(ssm.h, xp, ssm.d, name="h")
+        H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=device(ssm.m0))
         self._prop = OptimalProposal(H, ssm.Q, ssm.R)
 
     def forecast(self, s, ssm, rng):

@@ -28,7 +28,7 @@ particles are resampled systematically and the weights reset to :math:`1/N`.
 from __future__ import annotations
 
 from .._validate import check_array
-from ..backend import namespace, solve_triangular
+from ..backend import device, namespace, solve_triangular
 from ..random import default_rng
 from ._common import as_R, chol_solve, dense, observation_matrix, symmetrize
 
@@ -71,7 +71,7 @@ def _systematic(logw, u, xp):
     N = logw.shape[0]
     w = xp.exp(logw - _logsumexp(logw, xp))
     cdf = xp.cumulative_sum(w)
-    points = (xp.arange(N, dtype=w.dtype) + u) / N
+    points = (xp.arange(N, dtype=w.dtype, device=device(w)) + u) / N
     idx = xp.searchsorted(cdf, points, side="right")
     return xp.clip(idx, 0, N - 1)  # round-off can leave cdf[-1] slightly below 1
 
@@ -93,7 +93,7 @@ def systematic_resample(logw, rng):
     """
     check_array(logw, "logw", ndim=1, finite=False)
     xp = namespace(logw)
-    rng = default_rng(rng, xp)
+    rng = default_rng(rng, xp, device(logw))
     return _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
 
 
@@ -144,11 +144,13 @@ class OptimalProposal:
         self.H = H
         xp = namespace(H)
         p, d = H.shape
-        Qd, Rd = dense(Q, xp, d, "Q"), dense(R, xp, p, "R")
+        dev = device(H)
+        Qd, Rd = dense(Q, xp, d, "Q", dev), dense(R, xp, p, "R", dev)
         HQ = H @ Qd
         S = symmetrize(HQ @ H.T + Rd)
         L_S = xp.linalg.cholesky(S)
-        self.L_S_inv = solve_triangular(L_S, xp.eye(p, dtype=H.dtype), lower=True)
+        eye = xp.eye(p, dtype=H.dtype, device=dev)
+        self.L_S_inv = solve_triangular(L_S, eye, lower=True)
         self.K = chol_solve(L_S, HQ).T
         Sigma = symmetrize(Qd - self.K @ HQ)
         self.L_sigma = xp.linalg.cholesky(Sigma)
@@ -204,8 +206,9 @@ def optimal_pf_analysis(logw, ME, y, h, Q, R, rng, proposal: OptimalProposal | N
     check_array(logw, "logw", ndim=1, finite=False)
     xp = namespace(ME, y)
     if proposal is None:
-        proposal = optimal_proposal(observation_matrix(h, xp, ME.shape[1]), Q, R)
-    return _optimal(logw, ME, y, proposal, default_rng(rng, xp), xp)
+        H = observation_matrix(h, xp, ME.shape[1], device=device(ME))
+        proposal = optimal_proposal(H, Q, R)
+    return _optimal(logw, ME, y, proposal, default_rng(rng, xp, device(ME)), xp)
 
 
 def weighted_mean(E, logw):

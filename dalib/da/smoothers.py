@@ -21,7 +21,7 @@ forecasts) are what the chapters on learning train on.
 from __future__ import annotations
 
 from .._validate import check_int
-from ..backend import namespace
+from ..backend import device, namespace
 from ..random import default_rng
 from .cycling import _iterate, assimilate, check_twin
 from .enkf import _etkf_weights, _whitened_obs
@@ -65,7 +65,7 @@ def enks(method: ETKF, twin, rng, *, lag: int | None = None, store_ensembles: bo
     ssm = twin.ssm
     J, N = twin.J, method.N
     xp = namespace(ssm.m0)
-    rng = default_rng(rng, xp)
+    rng = default_rng(rng, xp, device(ssm.m0))
     burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
 
     E = method.init(ssm, rng)

@@ -18,7 +18,7 @@ the Kalman filter (:func:`steady_state_covariance`), 3DVar *is* the steady-state
 from __future__ import annotations
 
 from .._validate import check_array
-from ..backend import namespace
+from ..backend import device, namespace
 from ._common import chol_solve, dense, observation_matrix, symmetrize
 
 __all__ = ["var3d_gain", "var3d_analysis", "steady_state_covariance"]
@@ -43,11 +43,11 @@ def var3d_gain(B, H, R):
     check_array(B, "B", min_ndim=1)
     xp = namespace(B)
     d = B.shape[0]
-    Hm = observation_matrix(H, xp, d)
+    Hm = observation_matrix(H, xp, d, device=device(B))
     p = Hm.shape[0]
     Bd = dense(B, xp, d, "B")
     HB = Hm @ Bd
-    S = symmetrize(HB @ Hm.T + dense(R, xp, p, "R"))
+    S = symmetrize(HB @ Hm.T + dense(R, xp, p, "R", device(B)))
     return chol_solve(xp.linalg.cholesky(S), HB).T
 
 
@@ -99,10 +99,11 @@ def steady_state_covariance(A, H, Q, R, *, tol: float = 1e-12, maxiter: int = 10
         raise ValueError("Q must be given: without model error the steady state is C = 0")
     xp = namespace(A)
     d = A.shape[0]
-    Hm = observation_matrix(H, xp, d)
+    dev = device(A)
+    Hm = observation_matrix(H, xp, d, device=dev)
     p = Hm.shape[0]
-    Qd, Rd = dense(Q, xp, d, "Q"), dense(R, xp, p, "R")
-    eye = xp.eye(d, dtype=A.dtype)
+    Qd, Rd = dense(Q, xp, d, "Q", dev), dense(R, xp, p, "R", dev)
+    eye = xp.eye(d, dtype=A.dtype, device=dev)
     C_f = Qd
     for _ in range(maxiter):
         K = var3d_gain(C_f, Hm, Rd)

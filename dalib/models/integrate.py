@@ -134,7 +134,17 @@ class RK4Map:
         return self.steps * self.dt
 
     def __call__(self, x):
-        """Advance ``x`` of shape ``(..., d)`` by ``steps`` RK4 steps."""
+        """Advance ``x`` of shape ``(..., d)`` by ``steps`` RK4 steps.
+
+        A model may offer a fused implementation of the same steps for some backends
+        (``ode.rk4_fused(x, dt, steps)``, e.g. Lorenz-96 on a GPU); it returns ``None``
+        where it does not apply, and the generic code below runs.
+        """
+        fused = getattr(self.ode, "rk4_fused", None)
+        if fused is not None:
+            out = fused(x, self.dt, self.steps)
+            if out is not None:
+                return out
         for _ in range(self.steps):
             x = rk4_step(self.ode.rhs, x, self.dt)
         return x

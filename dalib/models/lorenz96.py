@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._validate import check_array, check_int
-from ..backend import namespace
+from ..backend import lorenz96_rk4, namespace
 
 __all__ = ["Lorenz96", "shift"]
 
@@ -53,6 +53,16 @@ class Lorenz96:
         """Time derivative at states ``x`` of shape ``(..., d)``."""
         check_array(x, "x", last=self.d, finite=False)
         return self.advection(x) - x + self.F
+
+    def rk4_fused(self, x, dt: float, steps: int):
+        """``steps`` RK4 steps in fused GPU kernels, or ``None`` for the generic code.
+
+        Only CuPy arrays with a scalar forcing take the fused path
+        (:func:`dalib.backend.lorenz96_rk4`); it computes the same steps as
+        :func:`~dalib.models.rk4_step` with :meth:`rhs`, up to rounding.
+        """
+        check_array(x, "x", last=self.d, finite=False)
+        return lorenz96_rk4(x, self.F, dt, steps)
 
     def rhs_jvp(self, x, dx):
         """Jacobian-vector product ``Df(x) dx``."""
