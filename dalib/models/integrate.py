@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_int, check_positive
-from ..backend import namespace
+from ..backend import is_traced, namespace
 
 __all__ = ["rk4_step", "rk4_step_jvp", "rk4_step_vjp", "RK4Map", "trajectory"]
 
@@ -134,7 +134,18 @@ class RK4Map:
         return self.steps * self.dt
 
     def __call__(self, x):
-        """Advance ``x`` of shape ``(..., d)`` by ``steps`` RK4 steps."""
+        """Advance ``x`` of shape ``(..., d)`` by ``steps`` RK4 steps.
+
+        Inside ``jax.jit`` or ``jax.grad`` (traced JAX values) the steps run in a
+        ``jax.lax.fori_loop``: unrolled, XLA's compile time grows much faster than the
+        number of steps.
+        """
+        if self.steps > 1 and is_traced(x):
+            import jax
+
+            return jax.lax.fori_loop(
+                0, self.steps, lambda _, z: rk4_step(self.ode.rhs, z, self.dt), x
+            )
         for _ in range(self.steps):
             x = rk4_step(self.ode.rhs, x, self.dt)
         return x
