@@ -15,12 +15,25 @@ ssm           the state-space model of eqs. (1)-(2) and twin experiments
 setups        published benchmark configurations
 da            classical data assimilation: Kalman, 3DVar, ExKF, EnKF/ETKF/LETKF, particle
               filters, 4DVar, smoothers, the cycling driver
+learning      learning the forecast model through data assimilation: EnKF likelihood
+              and its gradient, augmentation, EM, dictionaries, model correction
 metrics       RMSE, spread, CRPS, energy score, rank histograms
 plotting      the book's plotting conventions
 exercises     self-checks for the exercises
 """
 
-from . import backend, covariance, da, metrics, models, observations, random, setups, ssm
+from . import (
+    backend,
+    covariance,
+    da,
+    learning,
+    metrics,
+    models,
+    observations,
+    random,
+    setups,
+    ssm,
+)
 from .backend import asarray, get_namespace, namespace, to_numpy
 from .covariance import (
     DenseCovariance,
@@ -37,6 +50,7 @@ __all__ = [
     "backend",
     "covariance",
     "da",
+    "learning",
     "metrics",
     "models",
     "observations",

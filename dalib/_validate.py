@@ -45,7 +45,10 @@ def check_finite(x, name: str):
     if is_traced(x):
         return x
     xp = namespace(x)
-    if not bool(xp.all(xp.isfinite(x))):
+    ok = xp.all(xp.isfinite(x))
+    if is_traced(ok):  # a concrete array inside jax.jit: its reductions are staged too
+        return x
+    if not bool(ok):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
@@ -58,7 +61,10 @@ def check_positive(value, name: str):
         ok = value > 0
     else:
         xp = namespace(value)
-        ok = bool(xp.all(value > 0))
+        ok = xp.all(value > 0)
+        if is_traced(ok):  # concrete array inside jax.jit
+            return value
+        ok = bool(ok)
     if not ok:
         raise ValueError(f"{name} must be positive, got {value!r}")
     return value

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_int, check_positive
-from ..backend import namespace
+from ..backend import is_traced, namespace
 
 __all__ = ["rk4_step", "rk4_step_jvp", "rk4_step_vjp", "RK4Map", "trajectory"]
 
@@ -139,12 +139,22 @@ class RK4Map:
         A model may offer a fused implementation of the same steps for some backends
         (``ode.rk4_fused(x, dt, steps)``, e.g. Lorenz-96 on a GPU); it returns ``None``
         where it does not apply, and the generic code below runs.
+
+        Inside ``jax.jit`` or ``jax.grad`` (traced JAX values) the steps run in a
+        ``jax.lax.fori_loop``: unrolled, XLA's compile time grows much faster than the
+        number of steps.
         """
         fused = getattr(self.ode, "rk4_fused", None)
         if fused is not None:
             out = fused(x, self.dt, self.steps)
             if out is not None:
                 return out
+        if self.steps > 1 and is_traced(x):
+            import jax
+
+            return jax.lax.fori_loop(
+                0, self.steps, lambda _, z: rk4_step(self.ode.rhs, z, self.dt), x
+            )
         for _ in range(self.steps):
             x = rk4_step(self.ode.rhs, x, self.dt)
         return x
