@@ -281,3 +281,21 @@ def test_exercise_checks_accept_solutions_and_explain_mistakes():
     assert not ch07b.check_identifiability([pairs[0], pairs[0]])
     assert not ch07b.check_identifiability([(0.1, 0.1), (0.2, 0.2)])
     assert not ch07b.check_identifiability(3)
+
+
+@pytest.mark.parametrize("N, p", [(30, 3), (5, 8)])
+def test_observation_space_transform_equals_the_etkf_transform(N, p):
+    from dalib.da import etkf_transform
+    from dalib.learning.covariances import _etkf_transform_obs_space
+    from dalib.observations import Identity
+
+    gen = np.random.default_rng(N)
+    E = gen.standard_normal((N, p)) * np.arange(1, p + 1)
+    y = gen.standard_normal(p)
+    R = dalib.as_covariance(np.linspace(0.5, 2.0, p), "R")
+    w_ref, T_ref = etkf_transform(E, y, Identity(p), R)
+    Y = E - E.mean(axis=0)
+    w, U, c = _etkf_transform_obs_space(R.inv_sqrt_matmul(Y),
+                                        R.inv_sqrt_matmul(y - E.mean(axis=0)), N, np)
+    np.testing.assert_allclose(w, w_ref, atol=1e-12)
+    np.testing.assert_allclose(np.eye(N) + U @ np.diag(c) @ U.T, T_ref, atol=1e-12)

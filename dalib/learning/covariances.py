@@ -46,7 +46,7 @@ from typing import Any
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
 from ..covariance import as_covariance
-from ..da import etkf_transform, kalman_filter, rts_smoother
+from ..da import kalman_filter, rts_smoother
 from ..models import LinearModel
 from ..random import default_rng
 
@@ -461,16 +461,48 @@ def _gaussian_logpdf(v, S, xp):
                    + v.shape[0] * LOG_2PI)
 
 
+def _etkf_transform_obs_space(Yw, dw, N, xp):
+    r"""The ETKF weights of :func:`dalib.da.etkf_transform`, computed in observation space.
+
+    With the thin SVD :math:`\tilde Y = U \Sigma V^\top` of the whitened observation
+    anomalies (``N`` by ``p``), :math:`G = \tilde Y\tilde Y^\top + (N-1)I_N` has the
+    eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of :math:`U` and :math:`N - 1`
+    elsewhere, so
+
+    .. math::
+        \bar w = G^{-1}\tilde Y \tilde d = U \operatorname{diag}\Big(
+        \frac{\sigma_i}{\sigma_i^2 + N - 1}\Big) V^\top \tilde d,\qquad
+        T = \sqrt{N-1}\,G^{-1/2} = I + U \operatorname{diag}(c_i) U^\top,\quad
+        c_i = \sqrt{\tfrac{N-1}{\sigma_i^2 + N - 1}} - 1.
+
+    This costs :math:`O(Np^2)` instead of the :math:`O(N^3)` of an ``N``-by-``N``
+    eigendecomposition.  Returns ``w`` (N,), ``U`` (N, k) and ``c`` (k,).
+    """
+    U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
+    lam = sig * sig + (N - 1)
+    w = U @ ((sig / lam) * (Vt @ dw))
+    return w, U, xp.sqrt((N - 1) / lam) - 1
+
+
+def _transform(X, w, U, c, scale=1.0):
+    r""":math:`(\mathbf 1 \bar w^\top + s\,T) X` for anomalies ``X`` (..., N, d)."""
+    xp = namespace(X)
+    UtX = xp.matrix_transpose(U) @ X  # (..., k, d)
+    return (w @ X)[..., None, :] + scale * (X + U @ (c[:, None] * UtX))
+
+
 def enks_pass(ssm, y, N: int, rng, *, lag: int | None = None, obs_every: int = 1,
               inflation: float = 1.0) -> EnsembleSmootherPass:
     r"""An ensemble Kalman smoother pass: the E-step of EM for a nonlinear model.
 
     The same algorithm as :func:`dalib.da.enks` (ETKF transforms applied to the
-    ensembles of the lag window; identical numbers for ``obs_every=1``), with three
-    additions that EM needs: observations every ``obs_every`` model steps (so that
+    ensembles of the lag window; the same numbers to round-off for ``obs_every=1``), with
+    three additions that EM needs: observations every ``obs_every`` model steps (so that
     :math:`Q` is the noise of one model step), the ensemble log-likelihood of the
     observations, and the smoothed ensembles of every step, whose members at consecutive
-    steps sample the pairs :math:`(x_j, x_{j+1})`.
+    steps sample the pairs :math:`(x_j, x_{j+1})`.  The ETKF transform is computed in
+    observation space (:func:`_etkf_transform_obs_space`), which is much cheaper than
+    the ``N``-by-``N`` eigendecomposition when :math:`p \ll N`.
 
     Parameters
     ----------
@@ -526,7 +558,8 @@ def enks_pass(ssm, y, N: int, rng, *, lag: int | None = None, obs_every: int = 1
             loglik = loglik + _gaussian_logpdf(v, Y.T @ Y / (N - 1) + Rd, xp)
             innov.append(v)
             obs_times.append(t)
-            w, T = etkf_transform(E, yk, ssm.h, R)
+            w, U, c = _etkf_transform_obs_space(R.inv_sqrt_matmul(Y), R.inv_sqrt_matmul(v),
+                                                N, xp)
             if lag is not None:
                 while win_start < t - lag:  # final: smoothed with y up to t - 1
                     done.append(win[0, ...])
@@ -534,9 +567,9 @@ def enks_pass(ssm, y, N: int, rng, *, lag: int | None = None, obs_every: int = 1
                     win, win_start = win[1:, ...], win_start + 1
             if win.shape[0]:
                 mk = xp.mean(win, axis=1, keepdims=True)
-                win = mk + (w + T) @ (win - mk)
+                win = mk + _transform(win - mk, w, U, c)
             xbar = xp.mean(E, axis=0)
-            E = xbar + (w + inflation * T) @ (E - xbar)
+            E = xbar + _transform(E - xbar, w, U, c, inflation)
         filt.append(xp.mean(E, axis=0))
         win = xp.concat([win, E[None, ...]], axis=0)
     ens = xp.concat([xp.stack(done), win], axis=0) if done else win
