@@ -299,3 +299,18 @@ def test_observation_space_transform_equals_the_etkf_transform(N, p):
                                         R.inv_sqrt_matmul(y - E.mean(axis=0)), N, np)
     np.testing.assert_allclose(w, w_ref, atol=1e-12)
     np.testing.assert_allclose(np.eye(N) + U @ np.diag(c) @ U.T, T_ref, atol=1e-12)
+
+
+def test_em_enks_runs_on_every_backend(xp):
+    ssm = dalib.setups.lorenz63(dt_obs=0.01, R=2.0, Q=0.05, xp=xp)
+    tw = ssm.simulate(20, rng=dalib.default_rng(1, xp))
+    y = tw.y[1::2, :]
+    fit = em_enks(ssm.replace(Q=0.2), y, 3, N=8, rng=dalib.default_rng(2, xp), lag=6,
+                  obs_every=2, estimate=("Q", "R"), accelerate=True)
+    assert fit.Q_history.shape == (4, 3, 3) and fit.R_history.shape == (4, 3, 3)
+    assert np.all(np.isfinite(npy(fit.loglik)))
+    if xp.__name__.startswith("array_api_strict"):  # the same random numbers as NumPy
+        ref = em_enks(dalib.setups.lorenz63(dt_obs=0.01, R=2.0, Q=0.2), npy(y), 3, N=8,
+                      rng=2, lag=6, obs_every=2, estimate=("Q", "R"), accelerate=True)
+        np.testing.assert_allclose(npy(fit.Q), ref.Q, rtol=1e-10)
+        np.testing.assert_allclose(npy(fit.loglik), ref.loglik, rtol=1e-10)
