@@ -221,7 +221,10 @@ def solve_triangular(L, b, *, lower: bool = True):
     """
     xp = namespace(L, b)
     name = backend_name(xp)
-    if name == "numpy" and L.ndim == 2:
+    if name == "numpy" and L.ndim == 2 and L.shape[-1] > 32:
+        # Small systems go to the general solve below: NumPy's is several times faster
+        # there, and SciPy's threaded OpenBLAS has taken milliseconds per 2-by-2 solve on
+        # busy machines (oversubscribed threads), which made the RTS smoother crawl.
         from scipy.linalg import solve_triangular as _st
 
         return _st(L, b, lower=lower, check_finite=False)

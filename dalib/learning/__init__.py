@@ -1,7 +1,8 @@
-r"""Learning the forecast model from observations through data assimilation (chapter 7).
+r"""Learning the ingredients of data assimilation from observations (chapter 7).
 
-The model :math:`\mathcal M_\vartheta` of eq. (5) is learned from partial, noisy
-observations, so the states are latent and every method runs a filter or a smoother.
+The model :math:`\mathcal M_\vartheta` of eq. (5) and the error covariances ``Q`` and
+``R`` are learned from partial, noisy observations, so the states are latent and every
+method runs a filter or a smoother.
 
 Modules
 -------
@@ -9,15 +10,39 @@ likelihood    the EnKF log-likelihood of eq. (6), differentiable with JAX
               (auto-differentiable EnKF), and an optimiser
 augmentation  state-parameter augmentation in the EnKF
 dictionary    models that are linear combinations of local terms (example 2)
-em            expectation-maximisation with an ensemble smoother, eqs. (7)-(9)
+em            expectation-maximisation for model parameters with an ensemble smoother,
+              eqs. (7)-(9)
 correction    an imperfect model plus a learned correction (example 3)
+covariances   EM for the error covariances Q and R: exact (Kalman smoother) for
+              linear-Gaussian models, with an ensemble Kalman smoother for nonlinear ones
+innovations   innovation-based estimation: Desroziers diagnostics, adaptive R and
+              inflation inside an ensemble filter
 """
 
-from . import augmentation, correction, dictionary, em, likelihood
+from . import augmentation, correction, covariances, dictionary, em, innovations, likelihood
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
+from .covariances import (
+    CovarianceEMResult,
+    EnsembleSmootherPass,
+    SmootherStatistics,
+    em_enks,
+    em_linear_gaussian,
+    enks_pass,
+    expected_loglik,
+    m_step,
+    smoother_statistics,
+)
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
-from .em import EMResult, expectation_maximization, least_squares_mstep
+from .em import ModelEMResult, expectation_maximization, least_squares_mstep
+from .innovations import (
+    AdaptiveETKF,
+    DesroziersIteration,
+    DesroziersStatistics,
+    adaptive_inflation_estimate,
+    desroziers_iteration,
+    desroziers_statistics,
+)
 from .likelihood import (
     FilterNoise,
     LoglikDetails,
@@ -33,20 +58,12 @@ from .likelihood import (
 __all__ = [
     "augmentation",
     "correction",
+    "covariances",
     "dictionary",
     "em",
+    "innovations",
     "likelihood",
-    "AugmentedObservation",
-    "AugmentedResult",
-    "augmented_enkf",
-    "CorrectedMap",
-    "CorrectedModel",
-    "DictionaryModel",
-    "DictionaryODE",
-    "LocalDictionary",
-    "EMResult",
-    "expectation_maximization",
-    "least_squares_mstep",
+    # the model: likelihood, augmentation, EM, dictionaries, correction
     "FilterNoise",
     "LoglikDetails",
     "MLEResult",
@@ -56,4 +73,32 @@ __all__ = [
     "ensemble_log_evidence",
     "maximize_likelihood",
     "value_and_grad",
+    "AugmentedObservation",
+    "AugmentedResult",
+    "augmented_enkf",
+    "DictionaryModel",
+    "DictionaryODE",
+    "LocalDictionary",
+    "ModelEMResult",
+    "expectation_maximization",
+    "least_squares_mstep",
+    "CorrectedMap",
+    "CorrectedModel",
+    # the error covariances: EM
+    "SmootherStatistics",
+    "smoother_statistics",
+    "expected_loglik",
+    "m_step",
+    "em_linear_gaussian",
+    "CovarianceEMResult",
+    "EnsembleSmootherPass",
+    "enks_pass",
+    "em_enks",
+    # the error covariances: innovation statistics
+    "DesroziersStatistics",
+    "DesroziersIteration",
+    "desroziers_statistics",
+    "desroziers_iteration",
+    "adaptive_inflation_estimate",
+    "AdaptiveETKF",
 ]

@@ -39,7 +39,7 @@ from ..da.methods import ETKF
 from ..da.smoothers import enks
 from ..ssm import TwinExperiment
 
-__all__ = ["least_squares_mstep", "expectation_maximization", "EMResult"]
+__all__ = ["least_squares_mstep", "expectation_maximization", "ModelEMResult"]
 
 
 def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: float = 0.0,
@@ -116,7 +116,7 @@ def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: fl
 
 
 @dataclass(frozen=True)
-class EMResult:
+class ModelEMResult:
     r"""Output of :func:`em`.
 
     Attributes
@@ -144,7 +144,7 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
                              rng, inflation: float = 1.0, lag: int | None = 10,
                              use_ensemble: bool = True, members: int | None = None,
                              gauss_newton: int = 1, ridge: float = 0.0,
-                             learn_q: bool = True) -> EMResult:
+                             learn_q: bool = True) -> ModelEMResult:
     r"""Expectation-maximisation of :math:`(\vartheta, q)` with an ensemble smoother E-step.
 
     Iterates (lecture, eqs. (7)-(8)):
@@ -196,7 +196,7 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
 
     Returns
     -------
-    EMResult
+    ModelEMResult
     """
     from ..random import default_rng
 
@@ -234,4 +234,4 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
             q = max(float(q_new), 1e-8)
         thetas.append(theta)
         qs.append(q)
-    return EMResult(theta, q, thetas, qs, rmses)
+    return ModelEMResult(theta, q, thetas, qs, rmses)
