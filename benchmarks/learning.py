@@ -12,12 +12,16 @@ Usage::
     python benchmarks/learning.py            # full sizes
     python benchmarks/learning.py --quick    # under 5 minutes on two cores
 
-Exit status 1 when a target fails.
+The table is also written to ``benchmarks/results/learning_{quick,full}.txt`` with the
+command and the date.  Exit status 1 when a target fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -49,15 +53,26 @@ def main(argv=None) -> int:
     rows = []
     for module in MODULES:
         rows += module.targets(quick=args.quick)
-    width = max(len(r["name"]) for r in rows)
-    print(f"{'target':<{width}}  {'value':>10}  {'tolerance':>10}  {'measured':>10}  result")
-    print("-" * (width + 46))
-    for r in rows:
-        print(f"{r['name']:<{width}}  {format_value(r['target']):>10}  "
-              f"{format_value(r['tolerance']):>10}  {format_value(r['measured']):>10}  "
-              f"{'PASS' if r['passed'] else 'FAIL'}")
-    print(f"\n{sum(r['passed'] for r in rows)} of {len(rows)} targets met in "
-          f"{time.perf_counter() - start:.0f} s ({'quick' if args.quick else 'full'} run)")
+    cells = [[r["name"], format_value(r["target"]), format_value(r["tolerance"]),
+              format_value(r["measured"]), "PASS" if r["passed"] else "FAIL"] for r in rows]
+    header = ["target", "value", "tolerance", "measured", "result"]
+    widths = [max(len(c[i]) for c in cells + [header]) for i in range(5)]
+
+    def line(c):
+        return "  ".join(f"{v:<{w}}" for v, w in zip(c, widths)).rstrip()
+
+    kind = "quick" if args.quick else "full"
+    lines = [line(header), "-" * (sum(widths) + 8), *(line(c) for c in cells), "",
+             f"{sum(r['passed'] for r in rows)} of {len(rows)} targets met in "
+             f"{time.perf_counter() - start:.0f} s ({kind} run)"]
+    print("\n".join(lines))
+    out = HERE / "results" / f"learning_{kind}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python benchmarks/learning.py", *(argv or sys.argv[1:])])
+    out.write_text(f"# {command}\n# {datetime.date.today()}, {platform.machine()}, "
+                   f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n"
+                   + "\n".join(lines) + "\n")
+    print(f"written to {out.relative_to(HERE.parent)}")
     return 0 if all(r["passed"] for r in rows) else 1
 
 
