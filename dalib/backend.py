@@ -89,6 +89,8 @@ def namespace(*arrays) -> ModuleType:
 
     With no arrays at all the NumPy namespace is returned.
     """
+    if len(arrays) == 1 and type(arrays[0]) is _np_ndarray:  # the most common call
+        return _np_namespace()
     arrays = [a for a in arrays if a is not None and not isinstance(a, (int, float, complex))]
     if not arrays:
         return get_namespace("numpy")

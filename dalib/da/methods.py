@@ -148,9 +148,10 @@ class EnsembleMethod(Method):
 
     def moments(self, E):
         xp = namespace(E)
-        m = xp.mean(E, axis=0)
+        N, d = E.shape
+        m = xp.sum(E, axis=0) / N  # xp.mean costs twice as much for small ensembles
         X = E - m
-        return m, xp.sqrt(xp.sum(X * X) / ((E.shape[0] - 1) * E.shape[1]))
+        return m, xp.sqrt(xp.sum(X * X) / ((N - 1) * d))
 
     def members(self, E):
         return E

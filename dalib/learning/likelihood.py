@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .._validate import check_array, check_int, check_positive
-from ..backend import asarray, backend_name, namespace, solve_triangular, to_numpy
+from ..backend import asarray, backend_name, device, namespace, solve_triangular, to_numpy
 from ..covariance import as_covariance
 from ..da.enkf import enkf_analysis, etkf_analysis
 from ..random import Generator, default_rng
@@ -122,6 +122,7 @@ class ReplayRNG(Generator):
     def __init__(self, draws):  # no super().__init__: nothing is drawn
         self.xp = namespace(draws)
         self.backend = backend_name(self.xp)
+        self.device = device(draws)  # the draws are where they are
         self._draws = draws
 
     def standard_normal(self, shape=(), dtype=None):
