@@ -238,7 +238,7 @@ def dictionary_adenkf(quick):
 
 def model_correction(quick):
     start = time.perf_counter()
-    J_train, J_test = (200, 100) if quick else (600, 300)
+    J_train, J_test = (250, 150) if quick else (600, 300)
     truth = dalib.setups.lorenz96_two_scale().simulate(J_train + J_test, rng=41)
     X = truth.x[:, :36]
     M_approx = RK4Map(Lorenz96(36, F=10.0), dt=0.01, steps=5)
@@ -262,7 +262,7 @@ def model_correction(quick):
     def da(M):
         twin = dalib.TwinExperiment(ssm.replace(M=M), test.t, test.x, test.y)
         return min(assimilate(ETKF(20, inflation=a), twin, rng=43).rmse()
-                   for a in (1.05, 1.1, 1.2, 1.4))
+                   for a in (1.02, 1.05, 1.1, 1.2, 1.4))
 
     fc_ratio = fc(M_corr) / fc(M_approx)
     da_ratio = da(M_corr) / da(M_approx)
