@@ -262,7 +262,7 @@ def model_correction(quick):
     def da(M):
         twin = dalib.TwinExperiment(ssm.replace(M=M), test.t, test.x, test.y)
         return min(assimilate(ETKF(20, inflation=a), twin, rng=43).rmse()
-                   for a in (1.02, 1.05, 1.1, 1.2, 1.4))
+                   for a in (1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0))
 
     fc_ratio = fc(M_corr) / fc(M_approx)
     da_ratio = da(M_corr) / da(M_approx)

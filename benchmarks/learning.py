@@ -53,16 +53,20 @@ def main(argv=None) -> int:
     rows = []
     for module in MODULES:
         rows += module.targets(quick=args.quick)
-    cells = [[r["name"], format_value(r["target"]), format_value(r["tolerance"]),
+    # Two lines per target (its name, then the numbers), so the table stays narrow.
+    cells = [[format_value(r["target"]), format_value(r["tolerance"]),
               format_value(r["measured"]), "PASS" if r["passed"] else "FAIL"] for r in rows]
-    header = ["target", "value", "tolerance", "measured", "result"]
-    widths = [max(len(c[i]) for c in cells + [header]) for i in range(5)]
+    header = ["value", "tolerance", "measured", "result"]
+    widths = [max(len(c[i]) for c in cells + [header]) for i in range(4)]
 
     def line(c):
-        return "  ".join(f"{v:<{w}}" for v, w in zip(c, widths)).rstrip()
+        return ("    " + "  ".join(f"{v:<{w}}" for v, w in zip(c, widths))).rstrip()
 
+    table = [f"target\n{line(header)}", "-" * (sum(widths) + 10)]
+    for r, c in zip(rows, cells):
+        table += [r["name"], line(c)]
     kind = "quick" if args.quick else "full"
-    lines = [line(header), "-" * (sum(widths) + 8), *(line(c) for c in cells), "",
+    lines = [*table, "",
              f"{sum(r['passed'] for r in rows)} of {len(rows)} targets met in "
              f"{time.perf_counter() - start:.0f} s ({kind} run)"]
     print("\n".join(lines))

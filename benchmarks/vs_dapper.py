@@ -126,7 +126,8 @@ def main(argv=None) -> int:
     record = dict(
         command=" ".join(["python", "benchmarks/vs_dapper.py", *(argv or sys.argv[1:])]),
         date=datetime.date.today().isoformat(),
-        machine=f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or ''}",
+        machine=", ".join(filter(None, [platform.machine(), f"{os.cpu_count()} CPUs",
+                                        platform.processor()])),
         python=platform.python_version(), numpy=np.__version__,
         dapper_version=next(iter(dapper.values())).get("dapper_version"),
         blas_threads=1, rows=rows,
@@ -158,14 +159,14 @@ def plot(rows, path: Path, record: dict) -> None:
     ax.barh(y - 0.2, [1e3 * r["dalib_s"] for r in rows], 0.4, label="dalib",
             color="tab:blue")
     for i, r in enumerate(rows):
-        ax.text(1e3 * r["dalib_s"] * 1.15, i - 0.2, f"{r['speedup']:.0f}x faster",
+        ax.text(1e3 * r["dalib_s"] * 1.15, i - 0.2, f"{r['speedup']:.1f}x faster",
                 va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_yticks(y, [r["experiment"] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds per assimilation cycle (log scale)")
     ax.set_title(f"{record['date']}, {record['machine']}, one BLAS thread", fontsize=8)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper right")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
@@ -32,7 +33,24 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["book/intro.html", "book/ch01_da_problem.html"]
+
+
+def _toc_pages() -> list[str]:
+    """Every page of the table of contents, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            files.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc["parts"]:
+        walk(part["chapters"])
+    return [f + ".html" for f in files]
+
+
+PAGES = _toc_pages()
 
 pytestmark = pytest.mark.skipif(
     not (HTML / "index.html").exists(), reason="the book is not built (run make html)"
