@@ -191,8 +191,11 @@ def dictionary_em(quick):
     start = time.perf_counter()
     J, N, iters, members = (200, 20, 8, 10) if quick else (1000, 40, 25, None)
     ssm, twin, lib, family, naive, q0 = _dictionary_problem(J)
+    # A fixed-lag smoother pairs x_j and x_{j+1} that saw different observations; a lag of
+    # 30 cycles makes that bias negligible (with the default 10 EM stalls near 0.1).
     res = expectation_maximization(twin, family, naive, q0, N=N, iterations=iters, rng=32,
-                                   inflation=1.05 if N < 40 else 1.02, members=members)
+                                   inflation=1.05 if N < 40 else 1.02, members=members,
+                                   lag=30)
     last = 5 if not quick else 1
     theta = np.mean(res.thetas[-last:], axis=0)
     err = np.abs(theta - np.asarray(lib.lorenz96(8.0))).max()
@@ -227,7 +230,7 @@ def dictionary_adenkf(quick):
     last = 1 if quick else 20
     theta = np.mean([h[:-1] for h in res.history[-last:]], axis=0)
     err = np.abs(theta - np.asarray(lib.lorenz96(8.0))).max()
-    tol = 1.5 if quick else 0.1
+    tol = 1.5 if quick else 0.05  # the chapter's target: every coefficient within 0.05
     return _row(f"L96 dictionary by AD-EnKF (d=40, J={J}, {steps} Adam steps)",
                 "max |coefficient error|", f"< {tol}", f"{err:.3f}", err < tol,
                 time.perf_counter() - start)
