@@ -46,3 +46,25 @@ def rng():
 def npy(x):
     """Any backend's array as NumPy, for assertions."""
     return dalib.to_numpy(x)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many tests ran on each array backend (the ``xp`` parameter)."""
+    counts = {name: {"passed": 0, "failed": 0, "skipped": 0}
+              for name in dalib.backend.BACKENDS}
+    for outcome in counts["numpy"]:
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            params = nodeid.rpartition("[")[2].rstrip("]").split("-") if "[" in nodeid else []
+            for name in counts:
+                if name in params:
+                    counts[name][outcome] += 1
+    if not any(sum(c.values()) for c in counts.values()):
+        return
+    terminalreporter.write_sep("-", "tests per array backend")
+    for name, c in counts.items():
+        reason = _skip_reason(name)
+        terminalreporter.write_line(
+            f"{name:<17} {c['passed']:4d} passed, {c['failed']:3d} failed, "
+            f"{c['skipped']:3d} skipped" + (f" ({reason})" if reason else "")
+        )
