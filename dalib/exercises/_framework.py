@@ -6,7 +6,11 @@ import functools
 import textwrap
 from dataclasses import dataclass
 
-__all__ = ["Feedback", "exercise", "Unfinished", "Wrong"]
+import numpy as np
+
+from ..backend import to_numpy
+
+__all__ = ["Feedback", "exercise", "Unfinished", "Wrong", "as_float_array", "call_answer"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,14 @@ def call_answer(fn, *args, **kwargs):
         raise Unfinished("your function returns nothing yet: replace the `...` with your code "
                          "and `return` the result.")
     return out
+
+
+def as_float_array(value, what: str):
+    """A student's result as a NumPy float array, or a hint naming ``what`` it should be."""
+    try:
+        return np.asarray(to_numpy(value), dtype=float)
+    except Exception:  # noqa: BLE001 - any conversion failure becomes a hint
+        raise Wrong(f"{what} should be an array of numbers, got {type(value).__name__}.") from None
 
 
 def exercise(name: str):

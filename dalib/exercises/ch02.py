@@ -11,17 +11,9 @@ from .. import setups
 from ..backend import to_numpy
 from ..da import FilterDivergenceError, ThreeDVar, assimilate, kf_analysis
 from ..da import steady_state_covariance, var3d_gain
-from ._framework import Unfinished, Wrong, call_answer, exercise
+from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise
 
 __all__ = ["check_kf_analysis", "check_steady_state_gain", "check_3dvar_scale"]
-
-
-def _as_float_array(value, what):
-    try:
-        out = np.asarray(to_numpy(value), dtype=float)
-    except (TypeError, ValueError):
-        raise Wrong(f"{what} should be an array of numbers, got {type(value).__name__}.") from None
-    return out
 
 
 def _spd(rng, n, scale=1.0):
@@ -48,8 +40,8 @@ def check_kf_analysis(kf_update):
         out = call_answer(kf_update, m, C, y, H, R)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise Wrong("kf_update should return a pair (m_a, C_a).")
-        m_a = _as_float_array(out[0], "m_a")
-        C_a = _as_float_array(out[1], "C_a")
+        m_a = as_float_array(out[0], "m_a")
+        C_a = as_float_array(out[1], "C_a")
         if m_a.shape != (d,):
             raise Wrong(f"m_a should have shape ({d},) like m, got {m_a.shape} (d={d}, p={p}).")
         if C_a.shape != (d, d):
@@ -110,7 +102,7 @@ def check_steady_state_gain(steady_gain):
     """Check ``steady_gain(A, H, Q, R) -> K`` (d, p) against the Riccati fixed point."""
     for A, H, Q, R in _riccati_cases():
         d, p = A.shape[0], H.shape[0]
-        K = _as_float_array(call_answer(steady_gain, A, H, Q, R), "K")
+        K = as_float_array(call_answer(steady_gain, A, H, Q, R), "K")
         if K.shape != (d, p):
             if K.shape == (p, d):
                 raise Wrong(f"K should have shape (d, p) = ({d}, {p}), got its transpose: "

@@ -11,7 +11,7 @@ from ..backend import to_numpy
 from ..da import LETKF, FilterDivergenceError, assimilate, enkf_analysis
 from ..observations import Matrix
 from ..random import default_rng
-from ._framework import Unfinished, Wrong, call_answer, exercise
+from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise
 
 __all__ = [
     "check_ensemble_moments",
@@ -20,13 +20,6 @@ __all__ = [
     "inflation_twin",
     "INFLATION_SETUP",
 ]
-
-
-def _as_float_array(value, name):
-    try:
-        return np.asarray(to_numpy(value), dtype=float)
-    except (TypeError, ValueError):
-        raise Wrong(f"{name} should be an array of numbers, got {type(value).__name__}.") from None
 
 
 # ----------------------------------------------------------------------------------------
@@ -43,7 +36,7 @@ def check_ensemble_moments(ensemble_moments):
     out = call_answer(ensemble_moments, E.copy())
     if not isinstance(out, tuple) or len(out) != 3:
         raise Wrong("ensemble_moments should return three arrays: (xbar, X, C).")
-    xbar, X, C = (_as_float_array(v, n) for v, n in zip(out, ("xbar", "X", "C")))
+    xbar, X, C = (as_float_array(v, n) for v, n in zip(out, ("xbar", "X", "C")))
     mean = E.mean(axis=0)
     anom = E - mean
     cov = anom.T @ anom / (N - 1)
@@ -97,7 +90,7 @@ def check_perturbed_obs_analysis(perturbed_obs_analysis, seed: int = 7):
     N, p = E.shape[0], y.shape[0]
     out = call_answer(perturbed_obs_analysis, E.copy(), y.copy(), H.copy(), r,
                       default_rng(seed))
-    Ea = _as_float_array(out, "the analysis ensemble")
+    Ea = as_float_array(out, "the analysis ensemble")
     if Ea.shape != E.shape:
         raise Wrong(f"the analysis ensemble should have the shape of E, {E.shape}, got "
                     f"{Ea.shape}.")

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import to_numpy
 from ..learning.likelihood import ensemble_log_evidence
 from ..models import Lorenz96, RK4Map
 from ..observations import Matrix
-from ._framework import Wrong, call_answer, exercise
+from ._framework import Wrong, as_float_array, call_answer, exercise
 
 __all__ = ["check_log_evidence", "check_ar1_mstep", "check_augmented_forecast"]
-
-
-def _as_float_array(out, what):
-    try:
-        return np.asarray(to_numpy(out), dtype=float)
-    except (TypeError, ValueError):
-        raise Wrong(f"{what} should be a number or an array, got {type(out).__name__}.")
 
 
 @exercise("ch07 log evidence")
@@ -30,7 +22,7 @@ def check_log_evidence(log_evidence):
         y = rng.standard_normal(p)
         G = rng.standard_normal((p, p))
         R = G @ G.T + np.eye(p)
-        got = float(_as_float_array(call_answer(log_evidence, E, y, H, R), "log_evidence"))
+        got = float(as_float_array(call_answer(log_evidence, E, y, H, R), "log_evidence"))
         want = float(ensemble_log_evidence(E, y, Matrix(H), R))
         if not np.isfinite(got):
             raise Wrong("the log density is not finite.")
@@ -63,7 +55,7 @@ def check_ar1_mstep(mstep):
     out = call_answer(mstep, X)
     if not isinstance(out, tuple) or len(out) != 2:
         raise Wrong("mstep should return a pair (a, q).")
-    a, q = (float(_as_float_array(v, "a and q")) for v in out)
+    a, q = (float(as_float_array(v, "a and q")) for v in out)
     x0, x1 = X[:, :-1].ravel(), X[:, 1:].ravel()
     a_star = float(x0 @ x1 / (x0 @ x0))
     q_star = float(np.mean((x1 - a_star * x0) ** 2))
@@ -91,7 +83,7 @@ def check_augmented_forecast(augmented_forecast):
     X = 2.0 + 3.0 * rng.standard_normal((N, d))
     F = rng.uniform(6.0, 10.0, N)
     Z = np.concatenate([X, F[:, None]], axis=1)
-    out = _as_float_array(call_answer(augmented_forecast, Z.copy()), "augmented_forecast")
+    out = as_float_array(call_answer(augmented_forecast, Z.copy()), "augmented_forecast")
     if out.shape != (N, d + 1):
         raise Wrong(f"the result should have the shape of Z, {(N, d + 1)}, got {out.shape}.")
     if not np.allclose(out[:, -1], F, rtol=0, atol=0):

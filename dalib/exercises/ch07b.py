@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import to_numpy
-from ._framework import Wrong, call_answer, exercise
+from ._framework import Wrong, as_float_array, call_answer, exercise
 
 __all__ = [
     "check_m_step_R",
@@ -13,13 +13,6 @@ __all__ = [
     "white_noise_model",
     "check_identifiability",
 ]
-
-
-def _as_array(x, name):
-    try:
-        return np.asarray(to_numpy(x), dtype=float)
-    except Exception:  # noqa: BLE001 - any conversion failure becomes a hint
-        raise Wrong(f"{name} should be an array of numbers, got {type(x).__name__}.") from None
 
 
 def _m_step_data(seed=0, J=12, d=3, p=2):
@@ -42,7 +35,7 @@ def check_m_step_R(m_step_R):
     """Check ``m_step_R(y, H, m_s, C_s)`` against the closed-form M-step for R."""
     for seed in (0, 1):
         y, H, m_s, C_s = _m_step_data(seed)
-        got = _as_array(call_answer(m_step_R, y, H, m_s, C_s), "m_step_R(...)")
+        got = as_float_array(call_answer(m_step_R, y, H, m_s, C_s), "m_step_R(...)")
         want = _m_step_R(y, H, m_s, C_s)
         if got.shape != want.shape:
             raise Wrong(f"R should have shape {want.shape} (p by p), got {got.shape}.")
@@ -72,7 +65,7 @@ def _innovations(seed=3, K=400, p=3):
 def check_desroziers_R(desroziers_R):
     """Check ``desroziers_R(d_ob, d_oa)`` against the symmetrised E[d^{o-a} (d^{o-b})^T]."""
     d_ob, d_oa = _innovations()
-    got = _as_array(call_answer(desroziers_R, d_ob, d_oa), "desroziers_R(...)")
+    got = as_float_array(call_answer(desroziers_R, d_ob, d_oa), "desroziers_R(...)")
     K = d_ob.shape[0]
     S = d_oa.T @ d_ob / K
     want = (S + S.T) / 2
