@@ -45,7 +45,6 @@ from typing import Any
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
-from ..covariance import as_covariance
 from ..da import kalman_filter, rts_smoother
 from ..models import LinearModel
 from ..random import default_rng
@@ -121,10 +120,6 @@ def _linear_matrices(ssm):
         raise TypeError(f"ssm.h must be linear for exact EM, got {type(ssm.h).__name__}")
     xp = namespace(ssm.m0)
     return xp, A, ssm.h.matrix(xp)
-
-
-def _dense(C, name, d, xp):
-    return as_covariance(C, name, d=d).to_dense(xp)
 
 
 # ----------------------------------------------------------------------------------------
