@@ -2,18 +2,19 @@
 
 Each target is a dict with ``name``, ``target``, ``tolerance``, ``measured`` and
 ``passed``; :func:`targets` runs them all.  The combined ``benchmarks/learning.py`` imports
-this module; run it alone with::
+this module; run these targets alone with::
 
-    python benchmarks/_learning_covariances.py --quick    # about a minute on 2 cores
-    python benchmarks/_learning_covariances.py            # the full sizes
+    python benchmarks/learning.py --part covariances --quick   # a minute or two on 2 cores
+    python benchmarks/learning.py --part covariances           # the full sizes
 
 Setups:
 
 * exact EM (Shumway and Stoffer 1982) on a 2-d linear-Gaussian model, both components
   observed, full Q and diagonal R learned from Q0 = I, R0 = 2I;
 * EnKS-EM (Dreano et al. 2017) on Lorenz-63: RK4 step 0.01, Q = 0.05 I added every step,
-  R = 2 I, all components observed every 5 steps, 1000 steps, N = 100, lag 150 steps,
-  diagonal Q learned from 0.2 I with SQUAREM and common random numbers (6 passes);
+  R = 2 I, all components observed every step, 3000 (quick) or 5000 steps, N = 100, lag
+  150 steps, diagonal Q learned from 0.2 I with SQUAREM and common random numbers
+  (6 passes);
 * Desroziers' iteration and the adaptive ETKF of Li, Kalnay and Miyoshi (2009) on
   Lorenz-96 (d = 40, all observed every 0.05, R = I), ETKF with N = 20.
 
@@ -27,10 +28,8 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
@@ -127,26 +126,7 @@ def targets(quick: bool) -> list[dict]:
     return exact_em(quick) + enks_em(quick) + innovations(quick)
 
 
-def _table(rows) -> str:
-    width = max(len(r["name"]) for r in rows)
-    lines = [f"{'target':<{width}}  {'aim':>6}  {'tol':>6}  {'measured':>9}  result"]
-    for r in rows:
-        lines.append(f"{r['name']:<{width}}  {r['target']:>6.3g}  {r['tolerance']:>6.3g}  "
-                     f"{r['measured']:>9.4g}  {'PASS' if r['passed'] else 'FAIL'}")
-    return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer seeds, shorter runs")
-    args = parser.parse_args(argv)
-    start = time.perf_counter()
-    rows = targets(args.quick)
-    print(_table(rows))
-    print(f"{sum(r['passed'] for r in rows)} of {len(rows)} passed in "
-          f"{time.perf_counter() - start:.0f} s")
-    return 0 if all(r["passed"] for r in rows) else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    import learning
+
+    sys.exit(learning.main(["--part", "covariances", *sys.argv[1:]]))

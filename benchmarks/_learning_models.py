@@ -6,14 +6,11 @@ per target: ``name``, ``target`` (what is asked), ``tolerance``, ``measured`` an
 minutes on two cores, with looser tolerances where the small size cannot reach the full
 one); the full run is the reference.
 
-    python benchmarks/_learning_models.py --quick
-    python benchmarks/_learning_models.py          # full sizes (tens of minutes)
+    python benchmarks/learning.py --part models --quick
+    python benchmarks/learning.py --part models          # full sizes (about ten minutes)
 """
 
 from __future__ import annotations
-
-import argparse
-import time
 
 import numpy as np
 
@@ -35,10 +32,10 @@ from dalib.models import Lorenz63, Lorenz96, RK4Map
 from dalib.observations import Identity, Subset
 
 
-def _row(name, target, tolerance, measured, passed, seconds):
-    """One target; ``seconds`` is kept apart (``_seconds``) for the table only."""
+def _row(name, target, tolerance, measured, passed):
+    """One target: what is asked, its tolerance, the measured value and the verdict."""
     return {"name": name, "target": target, "tolerance": tolerance,
-            "measured": measured, "passed": bool(passed), "_seconds": seconds}
+            "measured": measured, "passed": bool(passed)}
 
 
 def _jnp():
@@ -64,7 +61,6 @@ def gradient_check():
     """jax.grad of the EnKF log-likelihood vs central differences (same draws)."""
     import jax
 
-    start = time.perf_counter()
     jnp = _jnp()
     ssm = _l63_setup()
     twin = ssm.simulate(40, rng=11)
@@ -77,13 +73,11 @@ def gradient_check():
                    for e in np.eye(3)])
     err = relative_error(grad, fd)
     return _row("AD-EnKF gradient vs central differences (Lorenz-63, J=40)",
-                "relative difference", "< 1e-6", f"{err:.1e}", err < 1e-6,
-                time.perf_counter() - start)
+                "relative difference", "< 1e-6", f"{err:.1e}", err < 1e-6)
 
 
 def kalman_limit(quick):
     """EnKF log-likelihood of a linear-Gaussian model vs the exact Kalman value."""
-    start = time.perf_counter()
     ssm = dalib.setups.linear_gaussian(d=4)
     twin = ssm.simulate(50, rng=21)
     exact = float(kalman_filter(ssm, twin.y).loglik)
@@ -93,8 +87,7 @@ def kalman_limit(quick):
             for s in range(runs)]
     gap = abs(np.mean(vals) - exact)
     return _row(f"EnKF log-likelihood -> Kalman (linear-Gaussian, N={N}, {runs} runs)",
-                f"|mean - exact|, exact {exact:.2f}", "< 0.5", f"{gap:.3f}", gap < 0.5,
-                time.perf_counter() - start)
+                f"|mean - exact|, exact {exact:.2f}", "< 0.5", f"{gap:.3f}", gap < 0.5)
 
 
 # -- example 1: parameters ---------------------------------------------------------------------
@@ -110,7 +103,6 @@ def _loglik_F(theta, y, noise, cut):
 
 
 def forcing_adenkf(quick):
-    start = time.perf_counter()
     jnp = _jnp()
     ssm = dalib.setups.lorenz96(obs_every=2)
     J, runs = (100, 3) if quick else (200, 8)
@@ -127,7 +119,7 @@ def forcing_adenkf(quick):
     return _row(f"L96 forcing by AD-EnKF (every 2nd observed, J={J}, {runs} seeds)",
                 "|mean F - 8|", "< 0.3",
                 f"{err:.3f} (F = {np.mean(est):.3f} +- {np.std(est, ddof=1):.3f})",
-                err < 0.3, time.perf_counter() - start)
+                err < 0.3)
 
 
 def _loglik_63_trunc(theta, y, noise):
@@ -139,7 +131,6 @@ def _loglik_63_trunc(theta, y, noise):
 
 
 def lorenz63_adenkf(quick):
-    start = time.perf_counter()
     jnp = _jnp()
     ssm = _l63_setup()
     J, runs = (150, 3) if quick else (300, 8)
@@ -154,12 +145,10 @@ def lorenz63_adenkf(quick):
     rel = np.abs(mean / np.array([10.0, 28.0, 8 / 3]) - 1).max()
     return _row(f"L63 (sigma, rho, beta) by AD-EnKF (x, z observed, J={J}, {runs} seeds)",
                 "max relative error of the mean", "< 0.05",
-                f"{rel:.3f} ({', '.join(f'{m:.3f}' for m in mean)})", rel < 0.05,
-                time.perf_counter() - start)
+                f"{rel:.3f} ({', '.join(f'{m:.3f}' for m in mean)})", rel < 0.05)
 
 
 def forcing_augmented(quick):
-    start = time.perf_counter()
     ssm = dalib.setups.lorenz96(obs_every=2)
     J, runs = (200, 3) if quick else (400, 8)
     est = [float(augmented_enkf(ssm.simulate(J, rng=700 + k),
@@ -171,7 +160,7 @@ def forcing_augmented(quick):
     return _row(f"L96 forcing by the augmented EnKF (J={J}, {runs} seeds)",
                 "|mean F - 8|", "< 0.2",
                 f"{err:.3f} (F = {np.mean(est):.3f} +- {np.std(est, ddof=1):.3f})",
-                err < 0.2, time.perf_counter() - start)
+                err < 0.2)
 
 
 # -- example 2: unknown dynamics ---------------------------------------------------------------
@@ -188,7 +177,6 @@ def _dictionary_problem(J, seed=31):
 
 
 def dictionary_em(quick):
-    start = time.perf_counter()
     J, N, iters, members = (200, 20, 8, 10) if quick else (1000, 40, 25, None)
     ssm, twin, lib, family, naive, q0 = _dictionary_problem(J)
     # A fixed-lag smoother pairs x_j and x_{j+1} that saw different observations; a lag of
@@ -202,12 +190,10 @@ def dictionary_em(quick):
     tol = 1.5 if quick else 0.05
     what = f"mean of the last {last} iterates" if last > 1 else "last iterate"
     return _row(f"L96 dictionary (21 terms) by EM (d=40, J={J}, N={N}, {iters} iterations)",
-                f"max |coefficient error|, {what}", f"< {tol}", f"{err:.3f}", err < tol,
-                time.perf_counter() - start)
+                f"max |coefficient error|, {what}", f"< {tol}", f"{err:.3f}", err < tol)
 
 
 def dictionary_adenkf(quick):
-    start = time.perf_counter()
     jnp = _jnp()
     J, steps = (100, 40) if quick else (1000, 150)
     ssm, twin, lib, family, naive, q0 = _dictionary_problem(J)
@@ -232,15 +218,13 @@ def dictionary_adenkf(quick):
     err = np.abs(theta - np.asarray(lib.lorenz96(8.0))).max()
     tol = 1.5 if quick else 0.05  # the chapter's target: every coefficient within 0.05
     return _row(f"L96 dictionary by AD-EnKF (d=40, J={J}, {steps} Adam steps)",
-                "max |coefficient error|", f"< {tol}", f"{err:.3f}", err < tol,
-                time.perf_counter() - start)
+                "max |coefficient error|", f"< {tol}", f"{err:.3f}", err < tol)
 
 
 # -- example 3: model correction ---------------------------------------------------------------
 
 
 def model_correction(quick):
-    start = time.perf_counter()
     J_train, J_test = (250, 150) if quick else (600, 300)
     truth = dalib.setups.lorenz96_two_scale().simulate(J_train + J_test, rng=41)
     X = truth.x[:, :36]
@@ -269,42 +253,25 @@ def model_correction(quick):
 
     fc_ratio = fc(M_corr) / fc(M_approx)
     da_ratio = da(M_corr) / da(M_approx)
-    elapsed = time.perf_counter() - start
     return [
         _row("Model correction (two-scale L96): forecast RMSE at lead 1, corrected/approx",
-             "ratio", "< 0.5", f"{fc_ratio:.3f}", fc_ratio < 0.5, elapsed),
+             "ratio", "< 0.5", f"{fc_ratio:.3f}", fc_ratio < 0.5),
         _row("Model correction (two-scale L96): ETKF analysis RMSE, corrected/approx",
-             "ratio", "< 0.6", f"{da_ratio:.3f}", da_ratio < 0.6, 0.0),
+             "ratio", "< 0.6", f"{da_ratio:.3f}", da_ratio < 0.6),
     ]
 
 
-def _run(quick: bool) -> list[dict]:
+def targets(quick: bool) -> list[dict]:
+    """Run every target of chapter 7: dicts with name, target, tolerance, measured, passed."""
     rows = [gradient_check(), kalman_limit(quick), forcing_adenkf(quick),
             lorenz63_adenkf(quick), forcing_augmented(quick), dictionary_em(quick),
             dictionary_adenkf(quick)]
     return rows + model_correction(quick)
 
 
-def targets(quick: bool) -> list[dict]:
-    """Run every target of chapter 7: dicts with name, target, tolerance, measured, passed."""
-    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in _run(quick)]
-
-
-def _table(rows):
-    width = max(len(r["name"]) for r in rows)
-    lines = [f"{'target':<{width}}  {'measured':<34} {'tolerance':<9} {'time':>7}  result"]
-    for r in rows:
-        lines.append(f"{r['name']:<{width}}  {r['measured']:<34} {r['tolerance']:<9} "
-                     f"{r['_seconds']:>6.1f}s  {'PASS' if r['passed'] else 'FAIL'}")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (minutes)")
-    args = parser.parse_args()
-    t0 = time.perf_counter()
-    rows = _run(args.quick)
-    print(_table(rows))
-    print(f"{sum(r['passed'] for r in rows)}/{len(rows)} passed in "
-          f"{time.perf_counter() - t0:.0f} s ({'quick' if args.quick else 'full'} sizes)")
+    import sys
+
+    import learning
+
+    sys.exit(learning.main(["--part", "models", *sys.argv[1:]]))
