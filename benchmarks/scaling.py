@@ -316,27 +316,31 @@ def pool_forecasts(rows):
 PARTS = ("forecast_s", "analysis_s", "cycle_s", "cycle_user_s", "peak_bytes")
 
 
+def _decade_fit(rows, size: str):
+    """Slopes of every part against ``size`` ("d" or "N") over the largest decade of
+    ``rows``, with the range used; ``None`` with fewer than two sizes there."""
+    top = max((r[size] for r in rows), default=0)
+    rows = [r for r in rows if r[size] >= top / 10 - 1]
+    if len(rows) < 2:
+        return None
+    fit = {part: fit_slope([r[size] for r in rows], [r[part] for r in rows])
+           for part in PARTS}
+    fit["range"] = [min(r[size] for r in rows), max(r[size] for r in rows)]
+    return fit
+
+
 def slopes(rows_d, rows_N) -> dict:
     """Log-log slopes over the largest decade of each sweep (d, or N)."""
     out = {}
     for name in METHODS:
         for obs_every in sorted({r["obs_every"] for r in rows_d}):
-            rows = [r for r in rows_d if r["method"] == name and r["obs_every"] == obs_every]
-            top = max((r["d"] for r in rows), default=0)
-            rows = [r for r in rows if r["d"] >= top / 10 - 1]
-            if len(rows) >= 2:
-                key = f"{name}, obs every {obs_every}, vs d"
-                out[key] = {part: fit_slope([r["d"] for r in rows], [r[part] for r in rows])
-                            for part in PARTS}
-                out[key]["range"] = [min(r["d"] for r in rows), max(r["d"] for r in rows)]
-        rows = [r for r in rows_N if r["method"] == name]
-        top = max((r["N"] for r in rows), default=0)
-        rows = [r for r in rows if r["N"] >= top / 10 - 1]
-        if len(rows) >= 2:
-            key = f"{name} vs N"
-            out[key] = {part: fit_slope([r["N"] for r in rows], [r[part] for r in rows])
-                        for part in PARTS}
-            out[key]["range"] = [min(r["N"] for r in rows), max(r["N"] for r in rows)]
+            fit = _decade_fit([r for r in rows_d
+                               if r["method"] == name and r["obs_every"] == obs_every], "d")
+            if fit is not None:
+                out[f"{name}, obs every {obs_every}, vs d"] = fit
+        fit = _decade_fit([r for r in rows_N if r["method"] == name], "N")
+        if fit is not None:
+            out[f"{name} vs N"] = fit
     return out
 
 
