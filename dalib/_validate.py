@@ -40,6 +40,13 @@ def check_array(x, name: str, *, ndim=None, min_ndim=None, last=None, finite=Tru
     return x
 
 
+def check_same_shape(a, a_name: str, b, b_name: str):
+    """Raise a ValueError naming both arguments unless ``a`` and ``b`` have one shape."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(f"{a_name} and {b_name} must have the same shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+
+
 def check_finite(x, name: str):
     """Raise ``ValueError`` if ``x`` holds NaN or infinite values."""
     if is_traced(x):

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_array, check_int, check_positive
+from .._validate import check_array, check_int, check_positive, check_same_shape
 from ..backend import namespace
 from ..da.methods import ETKF
 from ..da.smoothers import enks
@@ -86,9 +86,7 @@ def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: fl
     check_array(theta, "theta", ndim=1, last=family.K)
     check_array(X0, "X0", ndim=2)
     check_array(X1, "X1", ndim=2)
-    if tuple(X0.shape) != tuple(X1.shape):
-        raise ValueError(f"X0 and X1 must have the same shape, got {tuple(X0.shape)} and "
-                         f"{tuple(X1.shape)}")
+    check_same_shape(X0, "X0", X1, "X1")
     iterations = check_int(iterations, "iterations", minimum=0)
     chunk = check_int(chunk, "chunk")
     if ridge < 0:

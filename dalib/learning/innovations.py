@@ -32,7 +32,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_array, check_int, check_positive
+from .._validate import check_array, check_int, check_positive, check_same_shape
 from ..backend import namespace
 from ..covariance import as_covariance
 from ..da import ETKF, assimilate, etkf_analysis
@@ -91,9 +91,7 @@ def desroziers_statistics(d_ob, d_oa, *, burn_in: int = 0) -> DesroziersStatisti
     """
     check_array(d_ob, "d_ob", ndim=2)
     check_array(d_oa, "d_oa", ndim=2)
-    if tuple(d_ob.shape) != tuple(d_oa.shape):
-        raise ValueError(f"d_oa must have the shape of d_ob {tuple(d_ob.shape)}, "
-                         f"got {tuple(d_oa.shape)}")
+    check_same_shape(d_ob, "d_ob", d_oa, "d_oa")
     burn_in = check_int(burn_in, "burn_in", minimum=0)
     if burn_in >= d_ob.shape[0]:
         raise ValueError(f"burn_in ({burn_in}) must be smaller than the number of times "
