@@ -8,15 +8,11 @@ more modules of ``dalib.da`` need it; a kernel used by one module stays private 
 
 from __future__ import annotations
 
-import math
-
 from .._validate import check_array
 from ..backend import device as array_device
 from ..backend import namespace, solve_triangular
-from ..covariance import Covariance, as_covariance
+from ..covariance import Covariance, as_covariance, gaussian_log_density
 from ..observations import ObservationOperator
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 def observation_matrix(H, xp, d: int | None = None, name: str = "H", device=None):
@@ -74,7 +70,7 @@ def gaussian_update(m, C, v, H, R, xp):
     IKH = xp.eye(d, dtype=C.dtype, device=array_device(C)) - K @ H
     C_a = symmetrize(IKH @ C @ IKH.T + K @ R @ K.T)  # Joseph form
     logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-    loglik = -0.5 * (xp.sum(v * Z[:, d]) + logdet + p * LOG_2PI)
+    loglik = gaussian_log_density(xp.sum(v * Z[:, d]), logdet, p)
     return m_a, C_a, loglik
 
 
@@ -111,6 +107,16 @@ def etkf_weights(Yw, dw, N, xp):
     w = V @ ((V.T @ (Yw @ dw)) / lam)
     T = (V * xp.sqrt((N - 1) / lam)) @ V.T
     return w, T
+
+
+def inflate_anomalies(E, factor, xp):
+    r"""Multiplicative inflation :math:`\bar x + \alpha (E_n - \bar x)` of an ensemble (..., N, d).
+
+    The one implementation of multiplicative inflation on an ensemble; callers validate
+    ``factor``.
+    """
+    m = xp.mean(E, axis=-2, keepdims=True)
+    return m + factor * (E - m)
 
 
 def cov_spread(C, xp):

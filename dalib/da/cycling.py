@@ -30,7 +30,7 @@ from .._validate import check_array, check_int
 from ..backend import device, namespace
 from ..random import default_rng
 from .methods import Method
-from .result import AssimilationResult, FilterDivergenceError
+from .result import AssimilationResult, FilterDivergenceError, resolve_burn_in
 
 __all__ = ["assimilate", "FilterDivergenceError", "progress_enabled", "progress_range", "check_twin"]
 
@@ -158,9 +158,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     check_twin(twin)
     ssm = twin.ssm
     J = twin.J
-    burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
-    if burn_in > J:
-        raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    burn_in = resolve_burn_in(burn_in, J)
     check_every = check_int(check_every, "check_every", minimum=0)
     method.check(ssm)
     xp = namespace(ssm.m0)

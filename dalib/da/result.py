@@ -9,11 +9,25 @@ from .. import metrics
 from .._validate import check_int
 from ..backend import namespace
 
-__all__ = ["AssimilationResult", "FilterDivergenceError"]
+__all__ = ["AssimilationResult", "FilterDivergenceError", "resolve_burn_in"]
 
 
 class FilterDivergenceError(RuntimeError):
     """A filter's state became NaN or infinite; the message names the cycle."""
+
+
+def resolve_burn_in(burn_in, J: int) -> int:
+    """``burn_in`` validated against ``J``, or the default ``J // 10`` (at most ``J - 1``).
+
+    The one default number of initial times left out of time averages, for every method
+    that returns an :class:`AssimilationResult`.
+    """
+    if burn_in is None:
+        return min(J // 10, J - 1)
+    burn_in = check_int(burn_in, "burn_in", minimum=0)
+    if burn_in > J:
+        raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    return burn_in
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from ._kernels import etkf_weights, whitened_obs
 from .cycling import assimilate, check_twin, progress_range
 from .enkf import ETKF
 from .methods import Method
-from .result import AssimilationResult, FilterDivergenceError
+from .result import AssimilationResult, FilterDivergenceError, resolve_burn_in
 
 __all__ = ["enks", "reanalysis"]
 
@@ -67,7 +67,7 @@ def enks(method: ETKF, twin, rng, *, lag: int | None = None, store_ensembles: bo
     J, N = twin.J, method.N
     xp = namespace(ssm.m0)
     rng = default_rng(rng, xp, device(ssm.m0))
-    burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
+    burn_in = resolve_burn_in(burn_in, J)
 
     E = method.init(ssm, rng)
     m0, s0 = method.moments(E)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
 from ..covariance import as_covariance
+from ..da._kernels import inflate_anomalies
 from ..da.enkf import enkf_analysis, etkf_analysis
 from ..observations import ObservationOperator
 from ..random import default_rng
@@ -167,8 +168,7 @@ def augmented_enkf(twin, model: Callable, theta_mean, theta_std, *, N: int, rng,
         else:
             Z = enkf_analysis(Z, yj, h, R, rng)
             if inflation != 1.0:
-                m = xp.mean(Z, axis=0)
-                Z = m + inflation * (Z - m)
+                Z = inflate_anomalies(Z, inflation, xp)
         m_theta, s_theta, m_x = record(Z)
         if not bool(xp.all(xp.isfinite(m_x))):
             raise FilterDivergenceError(

@@ -39,12 +39,12 @@ so :math:`\mathcal J_\ell` only needs the smoothed moments of the model residual
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
+from ..covariance import gaussian_log_density
 from ..da import kalman_filter, rts_smoother
 from ..models import LinearModel
 from ..random import default_rng
@@ -61,7 +61,6 @@ __all__ = [
     "em_enks",
 ]
 
-LOG_2PI = math.log(2 * math.pi)
 STRUCTURES = ("full", "diag", "scalar")
 
 
@@ -213,8 +212,8 @@ def smoother_statistics(ssm, y) -> SmootherStatistics:
     C0 = ssm.C0.to_dense(xp)
     dev = m_s[0, :] - ssm.m0
     d = ssm.d
-    prior = -0.5 * (d * LOG_2PI + _logdet(C0, xp)
-                    + _trace_solve(C0, C_s[0, ...] + dev[:, None] * dev[None, :], xp))
+    prior = gaussian_log_density(
+        _trace_solve(C0, C_s[0, ...] + dev[:, None] * dev[None, :], xp), _logdet(C0, xp), d)
     return SmootherStatistics(S00, S11, S10, SR, prior, int(y.shape[0]), kf.loglik,
                               m_s, C_s, C_lag)
 
@@ -254,8 +253,9 @@ def expected_loglik(stats: SmootherStatistics, A, Q, R):
     """
     xp = namespace(stats.S00, A, Q, R)
     d, p, J = stats.S00.shape[0], stats.SR.shape[0], stats.J
-    model = -0.5 * (J * (d * LOG_2PI + _logdet(Q, xp)) + _trace_solve(Q, _Q_stat(stats, A, xp), xp))
-    obs = -0.5 * (J * (p * LOG_2PI + _logdet(R, xp)) + _trace_solve(R, stats.SR, xp))
+    model = gaussian_log_density(_trace_solve(Q, _Q_stat(stats, A, xp), xp),
+                                 J * _logdet(Q, xp), J * d)
+    obs = gaussian_log_density(_trace_solve(R, stats.SR, xp), J * _logdet(R, xp), J * p)
     return stats.prior + model + obs
 
 
@@ -452,8 +452,8 @@ class EnsembleSmootherPass:
 def _gaussian_logpdf(v, S, xp):
     L = xp.linalg.cholesky(S)
     z = xp.linalg.solve(S, v)
-    return -0.5 * (xp.sum(v * z) + 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-                   + v.shape[0] * LOG_2PI)
+    return gaussian_log_density(xp.sum(v * z), 2 * xp.sum(xp.log(xp.linalg.diagonal(L))),
+                                v.shape[0])
 
 
 def _etkf_transform_obs_space(Yw, dw, N, xp):
@@ -542,7 +542,7 @@ def enks_pass(ssm, y, N: int, rng, *, lag: int | None = None, obs_every: int = 1
     loglik = xp.asarray(0.0, dtype=E.dtype)
     innov, obs_times = [], []
     for j in range(J):
-        E = ssm.M(E) + ssm.Q.sample(rng, (N,))
+        E = ssm.step(E, rng)
         t = j + 1
         if t % obs_every == 0:
             yk = y[t // obs_every - 1, :]

@@ -35,8 +35,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .._validate import check_array, check_int, check_positive
-from ..backend import asarray, backend_name, device, namespace, solve_triangular, to_numpy
-from ..covariance import as_covariance
+from ..backend import (
+    asarray,
+    backend_name,
+    device,
+    namespace,
+    solve_triangular,
+    to_numpy,
+)
+from ..covariance import as_covariance, gaussian_log_density
+from ..da._kernels import inflate_anomalies
 from ..da.enkf import enkf_analysis, etkf_analysis
 from ..random import Generator, default_rng
 
@@ -52,7 +60,6 @@ __all__ = [
     "MLEResult",
 ]
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,7 @@ def ensemble_log_evidence(E, y, h, R):
         z = solve_triangular(L, (Yw @ dw)[:, None], lower=True)[:, 0]
         quad = xp.sum(dw * dw) - xp.sum(z * z)
         logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L))) - N * math.log(N - 1)
-    return -0.5 * (quad + logdet + R.logdet() + p * LOG_2PI)
+    return gaussian_log_density(quad, logdet + R.logdet(), p)
 
 
 @dataclass(frozen=True)
@@ -348,7 +355,7 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
             E = E + Q.sqrt_matmul(zq)
         mf = xp.mean(E, axis=0)
         if not (isinstance(inflation, (int, float)) and inflation == 1.0):
-            E = mf + inflation * (E - mf)
+            E = inflate_anomalies(E, inflation, xp)
         inc = ensemble_log_evidence(E, yj, h, R)
         if analysis == "enkf":
             E = enkf_analysis(E, yj, h, R, ReplayRNG(zr), localization=localization)
