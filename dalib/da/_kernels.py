@@ -8,6 +8,8 @@ more modules of ``dalib.da`` need it; a kernel used by one module stays private 
 
 from __future__ import annotations
 
+import math
+
 from .._validate import check_array
 from ..backend import device as array_device
 from ..backend import namespace, solve_triangular
@@ -96,17 +98,66 @@ def whitened_obs(E, y, h, R, xp):
     return xbar, X, Yw, dw
 
 
-def etkf_weights(Yw, dw, N, xp):
+def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
     r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
 
     ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
     whitened innovation :math:`\tilde d` (p,); :math:`G = \tilde Y \tilde Y^\top + (N-1) I_N`.
+    The one ETKF transform of dalib, evaluated in one of two equal ways:
+
+    ``space="ensemble"``
+        the eigendecomposition :math:`G = V \Lambda V^\top`, :math:`O(N^3)`;
+    ``space="observation"``
+        the thin SVD :math:`\tilde Y = U \Sigma V^\top` (cheaper when :math:`p \ll N`):
+        :math:`G` has the eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of
+        :math:`U` and :math:`N - 1` elsewhere, so
+        :math:`\bar w = U \operatorname{diag}(\sigma_i / (\sigma_i^2 + N - 1)) V^\top
+        \tilde d` and :math:`T = I + U \operatorname{diag}(c_i) U^\top`,
+        :math:`c_i = \sqrt{(N-1)/(\sigma_i^2 + N - 1)} - 1`.
     """
+    if space == "observation":
+        U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
+        lam = sig * sig + (N - 1)
+        w = U @ ((sig / lam) * (Vt @ dw))
+        c = xp.sqrt((N - 1) / lam) - 1
+        eye = xp.eye(N, dtype=Yw.dtype, device=array_device(Yw))
+        return w, eye + (U * c) @ U.T
     s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
     lam = s + (N - 1)
     w = V @ ((V.T @ (Yw @ dw)) / lam)
     T = (V * xp.sqrt((N - 1) / lam)) @ V.T
     return w, T
+
+
+def log_evidence_whitened(Yw, dw, N, R, xp):
+    r""":math:`\log \mathcal N(y; \bar y, \tfrac{1}{N-1} Y^\top Y + R)` from whitened anomalies.
+
+    ``Yw`` (N, p) and ``dw`` (p,) are :math:`\tilde Y` and :math:`\tilde d` of
+    :func:`whitened_obs` and ``R`` the :class:`~dalib.covariance.Covariance` that whitened
+    them.  With :math:`S = \tfrac1{N-1} Y^\top Y + R` and
+    :math:`G = \tilde Y\tilde Y^\top + (N-1)I_N`, the Woodbury and Sylvester identities give
+
+    .. math::
+        (y-\bar y)^\top S^{-1}(y-\bar y) = \tilde d^\top\tilde d
+            - (\tilde Y\tilde d)^\top G^{-1}(\tilde Y\tilde d), \qquad
+        \log\det S = \log\det R + \log\det G - N\log(N-1),
+
+    so only the ``N``-by-``N`` :math:`G` is factorised (Cholesky), or, when ``p < N``,
+    the ``p``-by-``p`` :math:`I_p + \tilde Y^\top\tilde Y/(N-1)`.
+    """
+    p = dw.shape[0]
+    dev = array_device(Yw)
+    if p < N:
+        L = xp.linalg.cholesky(xp.eye(p, dtype=Yw.dtype, device=dev) + (Yw.T @ Yw) / (N - 1))
+        z = solve_triangular(L, dw[:, None], lower=True)[:, 0]
+        quad = xp.sum(z * z)
+        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
+    else:
+        L = xp.linalg.cholesky(Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=Yw.dtype, device=dev))
+        z = solve_triangular(L, (Yw @ dw)[:, None], lower=True)[:, 0]
+        quad = xp.sum(dw * dw) - xp.sum(z * z)
+        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L))) - N * math.log(N - 1)
+    return gaussian_log_density(quad, logdet + R.logdet(), p)
 
 
 def inflate_anomalies(E, factor, xp):

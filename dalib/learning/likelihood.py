@@ -40,11 +40,10 @@ from ..backend import (
     backend_name,
     device,
     namespace,
-    solve_triangular,
     to_numpy,
 )
-from ..covariance import as_covariance, gaussian_log_density
-from ..da._kernels import inflate_anomalies
+from ..covariance import as_covariance
+from ..da._kernels import inflate_anomalies, log_evidence_whitened, whitened_obs
 from ..da.enkf import enkf_analysis, etkf_analysis
 from ..random import Generator, default_rng
 
@@ -190,21 +189,8 @@ def ensemble_log_evidence(E, y, h, R):
     if N < 2:
         raise ValueError(f"E must have at least 2 members (rows), got shape {tuple(E.shape)}")
     R = as_covariance(R, "R", d=p)
-    hE = h(E)
-    ybar = xp.mean(hE, axis=0)
-    Yw = R.inv_sqrt_matmul(hE - ybar)  # (N, p)
-    dw = R.inv_sqrt_matmul(y - ybar)  # (p,)
-    if p < N:
-        L = xp.linalg.cholesky(xp.eye(p, dtype=E.dtype) + (Yw.T @ Yw) / (N - 1))
-        z = solve_triangular(L, dw[:, None], lower=True)[:, 0]
-        quad = xp.sum(z * z)
-        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-    else:
-        L = xp.linalg.cholesky(Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=E.dtype))
-        z = solve_triangular(L, (Yw @ dw)[:, None], lower=True)[:, 0]
-        quad = xp.sum(dw * dw) - xp.sum(z * z)
-        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L))) - N * math.log(N - 1)
-    return gaussian_log_density(quad, logdet + R.logdet(), p)
+    _, _, Yw, dw = whitened_obs(E, y, h, R, xp)
+    return log_evidence_whitened(Yw, dw, N, R, xp)
 
 
 @dataclass(frozen=True)
