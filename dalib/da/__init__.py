@@ -71,12 +71,14 @@ from .localization import (
     LETKF,
     LocalObservations,
     gaspari_cohn,
+    chunk_size,
     letkf_analysis,
     local_observations,
     localization_matrices,
     observation_locations,
     periodic_distance,
 )
+from .enkf_n import EnKFN, enkf_n_analysis, enkf_n_inflation
 from .methods import Method
 from .particle import (
     BootstrapPF,
@@ -109,6 +111,9 @@ __all__ = [
     "EnsembleMethod",
     "EnsembleFilter",
     "ETKF",
+    "EnKFN",
+    "enkf_n_analysis",
+    "enkf_n_inflation",
     "EnKF",
     "LETKF",
     "KalmanFilter",
@@ -151,6 +156,7 @@ __all__ = [
     "local_observations",
     "localization_matrices",
     "letkf_analysis",
+    "chunk_size",
     # particle filters
     "normalize_log_weights",
     "effective_sample_size",
