@@ -99,7 +99,7 @@ def whitened_obs(E, y, h, R, xp):
     return xbar, X, Yw, dw
 
 
-def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
+def etkf_weights(Yw, dw, N, xp, space: str = "auto"):
     r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
 
     ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
@@ -108,6 +108,9 @@ def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
 
     ``space="ensemble"``
         the eigendecomposition :math:`G = V \Lambda V^\top`, :math:`O(N^3)`;
+    ``space="auto"`` (the default)
+        the observation-space route when there are fewer observations than members
+        (:math:`p < N`), else the ensemble-space one;
     ``space="observation"``
         the thin SVD :math:`\tilde Y = U \Sigma V^\top` (cheaper when :math:`p \ll N`):
         :math:`G` has the eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of
@@ -116,6 +119,8 @@ def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
         \tilde d` and :math:`T = I + U \operatorname{diag}(c_i) U^\top`,
         :math:`c_i = \sqrt{(N-1)/(\sigma_i^2 + N - 1)} - 1`.
     """
+    if space == "auto":
+        space = "observation" if Yw.shape[1] < N else "ensemble"
     if space == "observation":
         U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
         lam = sig * sig + (N - 1)
