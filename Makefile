@@ -13,7 +13,7 @@ export OMP_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 
-.PHONY: book test html notebooks student-book lock clean vs-dapper accuracy
+.PHONY: book test html notebooks student-book lock clean vs-dapper accuracy nbval nbval-reduced-isa
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -36,14 +36,27 @@ html: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) tools/execute_notebooks.py --all
 
-## test: unit tests on every backend, notebook checks, the book build and a browser test
+NBVAL := $(PY) -m pytest --nbval --nbval-current-env \
+	--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider
+
+## test: unit tests on every backend, notebook checks (native and on a reduced instruction
+## set), the book build and a browser test
 test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
-		-p no:cacheprovider book/*.ipynb
+	$(MAKE) --no-print-directory nbval nbval-reduced-isa
 	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(MAKE) --no-print-directory html
 	$(PY) -m pytest -p no:cacheprovider tests/browser
+
+## nbval: re-execute every notebook and compare with its stored outputs
+nbval: $(STAMP)
+	$(NBVAL) book/*.ipynb
+
+## nbval-reduced-isa: re-check the stored outputs as on an SSE4.2-level x86-64 processor
+nbval-reduced-isa: $(STAMP)
+	@if [ "$$(uname -m)" = x86_64 ]; then \
+		PYTHON=$(PY) tools/reduced_isa.sh $(NBVAL) book/*.ipynb; \
+	else echo "nbval-reduced-isa: skipped, the emulation needs an x86-64 processor"; fi
 
 ## student-book: the book without solutions, in _build/student/_build/html
 student-book: $(STAMP)

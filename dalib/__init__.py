@@ -18,6 +18,7 @@ da            classical data assimilation: Kalman, 3DVar, ExKF, EnKF/ETKF/LETKF,
 learning      learning the forecast model through data assimilation: EnKF likelihood
               and its gradient, augmentation, EM, dictionaries, model correction
 metrics       RMSE, spread, CRPS, energy score, rank histograms
+report        printing scores that read the same on every machine
 plotting      the book's plotting conventions
 exercises     self-checks for the exercises
 """
@@ -31,6 +32,7 @@ from . import (
     models,
     observations,
     random,
+    report,
     setups,
     ssm,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "models",
     "observations",
     "random",
+    "report",
     "setups",
     "ssm",
     "asarray",
