@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._validate import check_array, check_int
+from .._validate import check_array, check_int, check_parameter
 from ..backend import lorenz96_rk4, namespace
 
 __all__ = ["Lorenz96", "shift"]
@@ -44,6 +44,7 @@ class Lorenz96:
 
     def __post_init__(self):
         object.__setattr__(self, "d", check_int(self.d, "d", minimum=4))
+        object.__setattr__(self, "F", check_parameter(self.F, "F"))
 
     def advection(self, x):
         r"""The energy-conserving term :math:`(x_{i+1} - x_{i-2})\,x_{i-1}`."""
