@@ -51,7 +51,7 @@ def _device_of(variance, device):
 
 
 class Covariance(abc.ABC):
-    """Base class of structured covariance matrices :math:`C = S S^\top` (see the module
+    r"""Base class of structured covariance matrices :math:`C = S S^\top` (see the module
     docstring).
 
     Vectors are rows: every method acts on arrays of shape ``(..., d)``.  A subclass
@@ -71,15 +71,15 @@ class Covariance(abc.ABC):
 
     @abc.abstractmethod
     def sqrt_matmul(self, z):
-        """:math:`S z` with :math:`S S^\top = C`; maps N(0, I) draws to N(0, C)."""
+        r""":math:`S z` with :math:`S S^\top = C`; maps N(0, I) draws to N(0, C)."""
 
     @abc.abstractmethod
     def sqrt_T_matmul(self, g):
-        """:math:`S^\top g`, the adjoint of :meth:`sqrt_matmul` (chain rule through it)."""
+        r""":math:`S^\top g`, the adjoint of :meth:`sqrt_matmul` (chain rule through it)."""
 
     @abc.abstractmethod
     def inv_sqrt_matmul(self, b):
-        """:math:`S^{-1} b`, so that :math:`|S^{-1} b|^2 = b^\top C^{-1} b`."""
+        r""":math:`S^{-1} b`, so that :math:`|S^{-1} b|^2 = b^\top C^{-1} b`."""
 
     @abc.abstractmethod
     def logdet(self):
