@@ -32,7 +32,7 @@ from ..random import default_rng
 from .methods import Method
 from .result import AssimilationResult, FilterDivergenceError
 
-__all__ = ["assimilate", "FilterDivergenceError", "progress_enabled"]
+__all__ = ["assimilate", "FilterDivergenceError", "progress_enabled", "progress_range", "check_twin"]
 
 
 def progress_enabled(progress=None) -> bool:
@@ -51,7 +51,8 @@ def progress_enabled(progress=None) -> bool:
     return tty and not os.environ.get("CI")
 
 
-def _iterate(J, progress, desc):
+def progress_range(J: int, progress, desc: str):
+    """``range(J)``, wrapped in a tqdm progress bar when :func:`progress_enabled` says so."""
     if not progress_enabled(progress):
         return range(J)
     try:
@@ -179,7 +180,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
             logws = [method.log_weights(state)]
 
     guard = _FiniteGuard(method, J, means_f, means_a, xp)
-    for j in _iterate(J, progress, type(method).__name__):
+    for j in progress_range(J, progress, type(method).__name__):
         state = method.forecast(state, ssm, rng)
         mf, sf = method.moments(state)
         means_f.append(mf)

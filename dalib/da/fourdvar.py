@@ -34,7 +34,7 @@ from .._validate import check_array, check_int
 from ..backend import asarray, namespace, to_numpy
 from ..covariance import DenseCovariance, as_covariance
 from ..models.integrate import trajectory
-from .cycling import _iterate, check_twin
+from .cycling import check_twin, progress_range
 from .result import AssimilationResult
 
 __all__ = ["fourdvar_cost", "fourdvar_analysis", "FourDVarResult", "cycled_fourdvar"]
@@ -223,7 +223,7 @@ def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: f
     xb = ssm.m0
     analysis, forecast = [None] * (J + 1), [None] * (J + 1)
     n_windows = -(-J // window)
-    for k in _iterate(n_windows, progress, "4DVar"):
+    for k in progress_range(n_windows, progress, "4DVar"):
         t0 = k * window
         L = min(window, J - t0)
         res = fourdvar_analysis(xb, twin.y[t0:t0 + L, :], ssm.M, ssm.h, B, ssm.R,

@@ -25,7 +25,15 @@ from typing import Any
 
 from .._validate import check_array
 from ..backend import device, namespace
-from ._common import chol_solve, dense, gaussian_update, observation_matrix, symmetrize
+from ._kernels import (
+    chol_solve,
+    cov_spread,
+    dense,
+    gaussian_update,
+    observation_matrix,
+    symmetrize,
+)
+from .methods import Method
 
 __all__ = [
     "kf_forecast",
@@ -35,6 +43,8 @@ __all__ = [
     "kalman_smoother",
     "KalmanResult",
     "SmootherResult",
+    "GaussianState",
+    "KalmanFilter",
 ]
 
 
@@ -229,3 +239,46 @@ def kalman_smoother(ssm, y) -> SmootherResult:
     """Kalman filter followed by the RTS smoother, for a linear-Gaussian ``ssm``."""
     _, A, _ = _linear_parts(ssm)
     return rts_smoother(kalman_filter(ssm, y), A)
+
+
+@dataclass(frozen=True)
+class GaussianState:
+    """Mean ``m`` (d,), covariance ``C`` (d, d) or ``None``, and the running log-likelihood."""
+
+    m: Any
+    C: Any = None
+    loglik: Any = 0.0
+
+
+class KalmanFilter(Method):
+    """The Kalman filter (:mod:`dalib.da.kalman`) for a linear model and linear ``h``."""
+
+    def check(self, ssm):
+        if getattr(ssm.M, "A", None) is None:
+            raise TypeError(
+                f"KalmanFilter needs a LinearModel; got {type(ssm.M).__name__} "
+                "(use ExtendedKF or an ensemble method)"
+            )
+        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h", device=device(ssm.m0))
+
+    def init(self, ssm, rng):
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
+        self._H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=dev)
+        self._Q = dense(ssm.Q, xp, ssm.d, "Q", dev)
+        self._R = ssm.R.to_dense(xp, device=dev)
+        return GaussianState(ssm.m0, ssm.C0.to_dense(xp, device=dev), 0.0)
+
+    def forecast(self, s, ssm, rng):
+        A = ssm.M.A
+        return GaussianState(A @ s.m, symmetrize(A @ s.C @ A.T + self._Q), s.loglik)
+
+    def analysis(self, s, y, ssm, rng):
+        xp = namespace(s.m)
+        m, C, inc = gaussian_update(s.m, s.C, y - self._H @ s.m, self._H, self._R, xp)
+        return GaussianState(m, C, s.loglik + inc)
+
+    def moments(self, s):
+        return s.m, cov_spread(s.C, namespace(s.C))
+
+    def extras(self, s):
+        return {"loglik": s.loglik}

@@ -34,8 +34,8 @@ from .._validate import check_array, check_positive
 from ..backend import device, eigh, get_namespace, namespace
 from ..covariance import DenseCovariance
 from ..observations import EveryKth, Identity, Subset
-from ._common import as_R, check_ensemble
-from .enkf import _whitened_obs
+from ._kernels import as_R, check_ensemble, whitened_obs
+from .ensemble import EnsembleMethod
 
 __all__ = [
     "gaspari_cohn",
@@ -45,6 +45,7 @@ __all__ = [
     "local_observations",
     "localization_matrices",
     "letkf_analysis",
+    "LETKF",
 ]
 
 
@@ -251,7 +252,7 @@ def localization_matrices(d: int, locations, radius, xp="numpy", device=None):
 def _letkf(E, y, h, R, index, weight, xp, inflation=1.0):
     N, d = E.shape
     n = index.shape[1]
-    xbar, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
+    xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
     flat = xp.reshape(index, (-1,))
     Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (d, n, N))  # local Y~^T, (d, n, N)
     dl = xp.reshape(xp.take(dw, flat, axis=0), (d, n, 1))  # local d~
@@ -315,3 +316,43 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         raise ValueError(f"local was built for d={local.d}, but E has d={E.shape[1]}")
     check_positive(inflation, "inflation")
     return _letkf(E, y, h, R, local.index, local.weight, namespace(E, y), inflation)
+
+
+class LETKF(EnsembleMethod):
+    """Local ETKF for a periodic 1-D grid (:func:`~dalib.da.localization.letkf_analysis`).
+
+    Parameters
+    ----------
+    N, inflation, additive
+        As :class:`EnsembleMethod`.
+    radius : float or None
+        Gaspari-Cohn half-width of R-localisation (``None``: global, equal to the ETKF).
+    locations : sequence of float, optional
+        Grid positions of the observations; inferred from selection operators by default.
+    """
+
+    def __init__(self, N: int, radius=None, inflation: float = 1.0, additive=None,
+                 locations=None):
+        super().__init__(N, inflation, additive)
+        if radius is not None:
+            check_positive(radius, "radius")
+        self.radius = radius
+        self.locations = locations
+        self._local = None
+
+    def _params(self):
+        return {"N": self.N, "radius": self.radius, **{k: v for k, v in super()._params().items()
+                                                       if k != "N"}}
+
+    def check(self, ssm):
+        if isinstance(ssm.R, DenseCovariance):
+            raise ValueError("LETKF needs a diagonal R (a number or a vector of variances)")
+
+    def prepare(self, ssm):
+        locs = self.locations if self.locations is not None else observation_locations(ssm.h)
+        self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0),
+                                         device(ssm.m0))
+
+    def analysis(self, E, y, ssm, rng):
+        loc = self._local
+        return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, namespace(E), self.inflation)

@@ -23,9 +23,10 @@ from __future__ import annotations
 from .._validate import check_int
 from ..backend import device, namespace
 from ..random import default_rng
-from .cycling import _iterate, assimilate, check_twin
-from .enkf import _etkf_weights, _whitened_obs
-from .methods import ETKF, Method
+from ._kernels import etkf_weights, whitened_obs
+from .cycling import assimilate, check_twin, progress_range
+from .enkf import ETKF
+from .methods import Method
 from .result import AssimilationResult, FilterDivergenceError
 
 __all__ = ["enks", "reanalysis"]
@@ -74,13 +75,13 @@ def enks(method: ETKF, twin, rng, *, lag: int | None = None, store_ensembles: bo
     done = {}  # time -> final smoothed ensemble
     window = [(0, E)]  # (time, ensemble) pairs still being smoothed
 
-    for j in _iterate(J, progress, "EnKS"):
+    for j in progress_range(J, progress, "EnKS"):
         Ef = method.forecast(E, ssm, rng)
         mf, sf = method.moments(Ef)
         yj = twin.y[j, :]
         innov.append(yj - ssm.h(mf))
-        xbar, X, Yw, dw = _whitened_obs(Ef, yj, ssm.h, ssm.R, xp)
-        w, T = _etkf_weights(Yw, dw, N, xp)
+        xbar, X, Yw, dw = whitened_obs(Ef, yj, ssm.h, ssm.R, xp)
+        w, T = etkf_weights(Yw, dw, N, xp)
         W = w + T  # 1 w^T + T
         while lag is not None and window and window[0][0] < j + 1 - lag:
             k, Ek = window.pop(0)  # outside the lag: final

@@ -1,4 +1,10 @@
-"""Small helpers shared by the data assimilation methods (not part of the public API)."""
+"""Kernels shared by the modules of :mod:`dalib.da`: internal API.
+
+The names here are public *within* ``dalib`` (other modules of the library may import them)
+but not part of the user-facing API: they take already validated arguments, may change
+without notice, and are not re-exported by :mod:`dalib.da`.  A kernel lives here when two or
+more modules of ``dalib.da`` need it; a kernel used by one module stays private there.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +81,41 @@ def gaussian_update(m, C, v, H, R, xp):
 def as_R(R, p: int) -> Covariance:
     """The observation error covariance as a :class:`~dalib.covariance.Covariance`."""
     return as_covariance(R, "R", d=p)
+
+
+def whitened_obs(E, y, h, R, xp):
+    r"""Mean, anomalies, and whitened observation anomalies and innovation of an ensemble.
+
+    Returns :math:`\bar x` (d,), :math:`X = E - \mathbf 1 \bar x^\top` (N, d),
+    :math:`\tilde Y` (N, p) with rows :math:`S^{-1} Y_n` and
+    :math:`\tilde d = S^{-1}(y - \bar y)` (p,), where :math:`R = S S^\top` is a
+    :class:`~dalib.covariance.Covariance`.
+    """
+    xbar = xp.mean(E, axis=0)
+    X = E - xbar
+    hE = h(E)
+    ybar = xp.mean(hE, axis=0)
+    Yw = R.inv_sqrt_matmul(hE - ybar)
+    dw = R.inv_sqrt_matmul(y - ybar)
+    return xbar, X, Yw, dw
+
+
+def etkf_weights(Yw, dw, N, xp):
+    r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
+
+    ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
+    whitened innovation :math:`\tilde d` (p,); :math:`G = \tilde Y \tilde Y^\top + (N-1) I_N`.
+    """
+    s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
+    lam = s + (N - 1)
+    w = V @ ((V.T @ (Yw @ dw)) / lam)
+    T = (V * xp.sqrt((N - 1) / lam)) @ V.T
+    return w, T
+
+
+def cov_spread(C, xp):
+    r"""Root of the mean variance, :math:`\sqrt{\operatorname{tr}(C)/d}`, of a covariance."""
+    return xp.sqrt(xp.mean(xp.linalg.diagonal(C)))
 
 
 def check_ensemble(E, name: str = "E", d: int | None = None, min_members: int = 2):
