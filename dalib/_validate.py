@@ -125,3 +125,49 @@ def check_parameter(value, name: str):
         return value
     check_finite(value, name)
     return owned_copy(value)
+
+
+def check_same_backend(**arrays):
+    """The array namespace shared by the named arguments that are arrays.
+
+    Python numbers and non-array objects (covariances, operators) are left out.  Raises
+    ``TypeError`` naming every array argument and its backend when they differ, instead of
+    returning arrays of one backend computed from arrays of another.
+    """
+    given = {k: v for k, v in arrays.items()
+             if hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (int, float))}
+    try:
+        return namespace(*given.values())
+    except TypeError:
+        kinds = ", ".join(f"{k} ({_backend_of(v)})" for k, v in given.items())
+        raise TypeError(f"arguments must be arrays of one backend, got {kinds}") from None
+
+
+def _backend_of(x) -> str:
+    try:
+        return backend_name(namespace(x))
+    except TypeError:
+        return type(x).__module__.split(".")[0]
+
+
+def check_covariance_matrix(C, name: str, tol: float = 1e-10):
+    """Raise ``ValueError`` unless ``C`` (d, d) is symmetric positive semi-definite.
+
+    Both tests are relative to the largest entry: asymmetry above ``tol`` times it, or an
+    eigenvalue below ``-tol`` times it, is refused.  Traced JAX values pass unchecked.
+    """
+    if is_traced(C):
+        return C
+    xp = namespace(C)
+    scale = xp.max(xp.abs(C))
+    if is_traced(scale):
+        return C
+    scale = max(float(scale), 1e-300)
+    asym = float(xp.max(xp.abs(C - xp.matrix_transpose(C))))
+    if asym > tol * scale:
+        raise ValueError(f"{name} must be symmetric (max |{name} - {name}^T| = {asym:.3g})")
+    low = float(xp.min(xp.linalg.eigvalsh(C)))
+    if low < -tol * scale:
+        raise ValueError(f"{name} must be positive semi-definite (a covariance), but it has "
+                         f"the eigenvalue {low:.3g}")
+    return C

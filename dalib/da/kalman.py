@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_array
+from .._validate import check_array, check_covariance_matrix, check_same_backend
 from ..backend import device, namespace
 from ._kernels import (
     chol_solve,
@@ -108,8 +108,17 @@ def kf_analysis(m, C, y, H, R):
         :math:`C = (I - KH)\hat C (I - KH)^\top + K R K^\top`.
     loglik : array, shape ()
         :math:`\log \mathcal N(y; H\hat m, H\hat C H^\top + R)`.
+
+    Raises
+    ------
+    ValueError
+        If ``C`` is not symmetric positive semi-definite, or a shape does not fit.
+    TypeError
+        If the array arguments belong to different backends.
     """
     d = _check_mean_cov(m, C)
+    check_same_backend(m=m, C=C, y=y, H=H, R=R)
+    check_covariance_matrix(C, "C")
     xp = namespace(m, C)
     Hm = observation_matrix(H, xp, d, device=device(m))
     p = Hm.shape[0]
