@@ -92,7 +92,7 @@ from .particle import (
     weighted_mean,
     weighted_spread,
 )
-from .result import AssimilationResult, FilterDivergenceError
+from .result import AssimilationResult, FilterDivergenceError, FilterDivergenceWarning
 from .smoothers import enks, reanalysis
 from .var3d import ThreeDVar, steady_state_covariance, var3d_analysis, var3d_gain
 
@@ -102,6 +102,7 @@ __all__ = [
     "progress_enabled",
     "AssimilationResult",
     "FilterDivergenceError",
+    "FilterDivergenceWarning",
     # filter objects
     "Method",
     "EnsembleMethod",

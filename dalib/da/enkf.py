@@ -34,7 +34,7 @@ from ..covariance import as_covariance
 from ..random import default_rng
 from ._kernels import as_R, check_ensemble, etkf_weights, whitened_obs
 from .ensemble import EnsembleMethod
-from .localization import localization_matrices, observation_locations
+from .localization import check_radius, localization_matrices, observation_locations
 
 __all__ = [
     "ensemble_mean",
@@ -358,7 +358,7 @@ class EnKF(EnsembleMethod):
     def __init__(self, N: int, inflation: float = 1.0, additive=None, radius=None,
                  center: bool = True):
         super().__init__(N, inflation, additive)
-        self.radius = radius
+        self.radius = check_radius(radius)
         self.center = bool(center)
         self._rho = None
 

@@ -189,6 +189,9 @@ def kalman_filter(ssm, y) -> KalmanResult:
     """
     xp, A, H = _linear_parts(ssm)
     check_array(y, "y", ndim=2, last=ssm.p)
+    if y.shape[0] == 0:
+        raise ValueError(f"y must hold at least one observation, shape (J, {ssm.p}) with "
+                         "J >= 1; got shape (0, ...)")
     d = ssm.d
     dev = device(ssm.m0)
     Q = dense(ssm.Q, xp, d, "Q", dev)
