@@ -23,6 +23,7 @@ from . import augmentation, correction, covariances, dictionary, em, innovations
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
+    ConvergenceWarning,
     CovarianceEMResult,
     EnsembleSmootherPass,
     SmootherStatistics,
@@ -91,6 +92,7 @@ __all__ = [
     "m_step",
     "em_linear_gaussian",
     "CovarianceEMResult",
+    "ConvergenceWarning",
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",
