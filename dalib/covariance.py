@@ -12,6 +12,7 @@ shape ``(..., d)``:
 ``inv_sqrt_matmul(b)`` :math:`S^{-1} b`, so :math:`|S^{-1}b|^2 = b^\top C^{-1} b`
 ``sqrt_T_matmul(g)``   :math:`S^\top g` (the adjoint of ``sqrt_matmul``)
 ``logdet()``           :math:`\log\det C`
+``logpdf(v)``          :math:`\log \mathcal N(v; 0, C)`
 ``sample(rng, shape)`` draws of :math:`\mathcal N(0, C)`, shape ``(*shape, d)``
 ``diagonal(xp)``       the diagonal, ``(d,)`` (optionally ``device=``)
 ``to_dense(xp)``       the full matrix (small problems only; ``device=``)
@@ -37,12 +38,34 @@ from .backend import get_namespace, is_traced, namespace, solve_triangular
 from .random import default_rng
 
 __all__ = [
+    "LOG_2PI",
+    "gaussian_log_density",
     "Covariance",
     "ScalarCovariance",
     "DiagonalCovariance",
     "DenseCovariance",
     "as_covariance",
 ]
+
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_density(quad, logdet, p):
+    r"""The Gaussian log-density from its parts: :math:`-\tfrac12(q + \log\det C + p\log 2\pi)`.
+
+    With :math:`q = v^\top C^{-1} v` this is :math:`\log \mathcal N(v; 0, C)` for ``v`` of
+    length ``p``.  Every Gaussian log-density in dalib ends here; the callers differ in how
+    they get :math:`q` and :math:`\log\det C` (a Cholesky factor, a structured covariance,
+    the Woodbury identity of an ensemble covariance).
+
+    Examples
+    --------
+    >>> import math
+    >>> gaussian_log_density(0.0, 0.0, 1) == -0.5 * math.log(2 * math.pi)
+    True
+    """
+    return -0.5 * (quad + logdet + p * LOG_2PI)
 
 
 def _device_of(variance, device):
@@ -111,6 +134,12 @@ class Covariance(abc.ABC):
         shape = (shape,) if isinstance(shape, int) else tuple(shape)
         z = rng.standard_normal((*shape, self.d))
         return self.sqrt_matmul(z)
+
+    def logpdf(self, v):
+        r""":math:`\log \mathcal N(v; 0, C)` for ``v`` of shape ``(..., d)``, shape ``(...)``."""
+        z = self.inv_sqrt_matmul(v)
+        xp = namespace(z)
+        return gaussian_log_density(xp.sum(z * z, axis=-1), self.logdet(), self.d)
 
     def _check_vec(self, b, name="b"):
         return check_array(b, name, last=self.d, finite=False)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ._validate import check_array, check_int, check_positive
 from .backend import device, namespace
-from .covariance import Covariance, as_covariance
+from .covariance import as_covariance
 from .observations import ObservationOperator
 from .random import default_rng
 

@@ -25,14 +25,24 @@ from __future__ import annotations
 import math
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from .._validate import check_array, check_int
 from ..backend import device, namespace
 from ..random import default_rng
 from .methods import Method
-from .result import AssimilationResult, FilterDivergenceError
+from .result import AssimilationResult, FilterDivergenceError, resolve_burn_in
 
-__all__ = ["assimilate", "FilterDivergenceError", "progress_enabled", "progress_range", "check_twin"]
+__all__ = [
+    "assimilate",
+    "cycle",
+    "Cycled",
+    "FilterDivergenceError",
+    "progress_enabled",
+    "progress_range",
+    "check_twin",
+]
 
 
 def progress_enabled(progress=None) -> bool:
@@ -165,16 +175,70 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     if not isinstance(method, Method):
         raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")
     check_twin(twin)
-    ssm = twin.ssm
-    J = twin.J
-    burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
-    if burn_in > J:
-        raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    burn_in = resolve_burn_in(burn_in, twin.J)
+    run = cycle(method, twin.ssm, twin.y, rng, store_ensembles=store_ensembles,
+                progress=progress, check_every=check_every)
+    result = AssimilationResult(
+        method=repr(method),
+        twin=twin,
+        analysis=run.analysis,
+        forecast=run.forecast,
+        spread_a=run.spread_a,
+        spread_f=run.spread_f,
+        innovations=run.innovations,
+        ensembles_a=run.ensembles_a,
+        ensembles_f=run.ensembles_f,
+        log_weights=run.log_weights,
+        burn_in=burn_in,
+        extras=method.extras(run.state),
+    )
+    result.warn_if_diverged()
+    return result
+
+
+@dataclass(frozen=True)
+class Cycled:
+    r"""The series of one run of :func:`cycle`, indexed by time ``j = 0..J``.
+
+    ``analysis``, ``forecast`` (J + 1, d) are the means, ``spread_a``, ``spread_f``
+    (J + 1,) the spreads (``None`` if the method has none), ``innovations`` (J, p) the
+    :math:`y_j - h(\hat m_j)`, ``ensembles_a``, ``ensembles_f`` (J + 1, N, d) and
+    ``log_weights`` (J + 1, N) the stored ensembles (``None`` unless asked for) and
+    ``state`` the method's final state.
+    """
+
+    analysis: Any
+    forecast: Any
+    spread_a: Any
+    spread_f: Any
+    innovations: Any
+    ensembles_a: Any
+    ensembles_f: Any
+    log_weights: Any
+    state: Any
+
+
+def cycle(method: Method, ssm, y, rng, *, store_ensembles: bool = False,
+          progress: bool | None = None, check_every: int = 1) -> Cycled:
+    r"""The loop of :func:`assimilate` over observations ``y`` (J, p), without a truth.
+
+    For callers that have observations but no truth (learning from data); the arguments
+    are those of :func:`assimilate`.  The shape of ``y`` and the method are validated here,
+    the finiteness of ``y`` (one host synchronisation) is left to the caller.
+
+    Returns
+    -------
+    Cycled
+    """
+    if not isinstance(method, Method):
+        raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")
+    check_array(y, "y", ndim=2, last=ssm.p, finite=False)  # finiteness: the caller's job
+    J = int(y.shape[0])
     check_every = check_int(check_every, "check_every", minimum=0)
     method.check(ssm)
     xp = namespace(ssm.m0)
     rng = default_rng(rng, xp, device(ssm.m0))
-    h, y = ssm.h, twin.y
+    h = ssm.h
 
     state = method.init(ssm, rng)
     m, s = method.moments(state)
@@ -219,9 +283,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     def stack(values):
         return None if values is None or values[0] is None else xp.stack(values)
 
-    result = AssimilationResult(
-        method=repr(method),
-        twin=twin,
+    return Cycled(
         analysis=xp.stack(means_a),
         forecast=xp.stack(means_f),
         spread_a=stack(spreads_a),
@@ -230,8 +292,5 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
         ensembles_a=stack(ens_a),
         ensembles_f=stack(ens_f),
         log_weights=stack(logws),
-        burn_in=burn_in,
-        extras=method.extras(state),
+        state=state,
     )
-    result.warn_if_diverged()
-    return result

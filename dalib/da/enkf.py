@@ -32,7 +32,13 @@ from .._validate import check_array, check_positive
 from ..backend import device, get_namespace, namespace
 from ..covariance import as_covariance
 from ..random import default_rng
-from ._kernels import as_R, check_ensemble, etkf_weights, whitened_obs
+from ._kernels import (
+    as_R,
+    check_ensemble,
+    etkf_weights,
+    inflate_anomalies,
+    whitened_obs,
+)
 from .ensemble import EnsembleMethod
 from .localization import check_radius, localization_matrices, observation_locations
 
@@ -80,9 +86,7 @@ def inflate(E, factor):
         :math:`\alpha \ge 1` (values below 1 deflate).
     """
     check_positive(factor, "factor")
-    xp = namespace(E)
-    m = xp.mean(E, axis=-2, keepdims=True)
-    return m + factor * (E - m)
+    return inflate_anomalies(E, factor, namespace(E))
 
 
 def additive_inflation(E, Q, rng):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from .._validate import check_int, check_positive
 from ..backend import namespace
 from ..covariance import as_covariance
+from ._kernels import inflate_anomalies
 from .methods import Method
 
 __all__ = ["EnsembleMethod", "EnsembleFilter"]
@@ -56,18 +57,13 @@ class EnsembleMethod(Method):
         """Precompute run constants (nothing by default)."""
 
     def forecast(self, E, ssm, rng):
-        E = ssm.M(E)
-        if ssm.Q is not None:
-            E = E + ssm.Q.sample(rng, (self.N,))
+        E = ssm.step(E, rng)
         if self._add is not None:
             E = E + self._add.sample(rng, (self.N,))
         return E
 
     def _inflate(self, E, xp):
-        if self.inflation == 1.0:
-            return E
-        m = xp.mean(E, axis=0)
-        return m + self.inflation * (E - m)
+        return E if self.inflation == 1.0 else inflate_anomalies(E, self.inflation, xp)
 
     def moments(self, E):
         xp = namespace(E)

@@ -36,7 +36,7 @@ from ..backend import asarray, namespace, to_numpy
 from ..covariance import as_covariance
 from ..models.integrate import trajectory
 from .cycling import check_twin, progress_range
-from .result import AssimilationResult, FilterDivergenceWarning
+from .result import AssimilationResult, FilterDivergenceWarning, resolve_burn_in
 
 __all__ = ["fourdvar_cost", "fourdvar_analysis", "FourDVarResult", "cycled_fourdvar"]
 
@@ -258,7 +258,7 @@ def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: f
             forecast[t0 + i] = background[i, :]
         xb = res.trajectory[L, :]
     forecast = xp.stack(forecast)
-    burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
+    burn_in = resolve_burn_in(burn_in, J)
     result = AssimilationResult(
         method=f"cycled 4DVar(window={window})",
         twin=twin,

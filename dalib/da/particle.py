@@ -370,10 +370,7 @@ class BootstrapPF(_ParticleFilter):
     """
 
     def forecast(self, s, ssm, rng):
-        E = ssm.M(s.E)
-        if ssm.Q is not None:
-            E = E + ssm.Q.sample(rng, (self.N,))
-        return ParticleState(E, s.logw)
+        return ParticleState(ssm.step(s.E, rng), s.logw)
 
     def analysis(self, s, y, ssm, rng):
         xp = namespace(s.E)

@@ -10,7 +10,8 @@ from .. import metrics
 from .._validate import check_int
 from ..backend import device, namespace
 
-__all__ = ["AssimilationResult", "FilterDivergenceError", "FilterDivergenceWarning"]
+__all__ = ["AssimilationResult", "FilterDivergenceError", "FilterDivergenceWarning",
+           "resolve_burn_in"]
 
 
 class FilterDivergenceError(RuntimeError):
@@ -28,6 +29,20 @@ def _pick(kind, **series):
         valid = ", ".join(f"{k!r}" for k in series)
         raise ValueError(f"kind must be one of {valid} (analysis or forecast), got {kind!r}")
     return series[kind]
+
+
+def resolve_burn_in(burn_in, J: int) -> int:
+    """``burn_in`` validated against ``J``, or the default ``J // 10`` (at most ``J - 1``).
+
+    The one default number of initial times left out of time averages, for every method
+    that returns an :class:`AssimilationResult`.
+    """
+    if burn_in is None:
+        return min(J // 10, J - 1)
+    burn_in = check_int(burn_in, "burn_in", minimum=0)
+    if burn_in > J:
+        raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    return burn_in
 
 
 @dataclass(frozen=True)

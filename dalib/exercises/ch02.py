@@ -9,8 +9,14 @@ import numpy as np
 
 from .. import setups
 from ..backend import to_numpy
-from ..da import FilterDivergenceError, ThreeDVar, assimilate, kf_analysis
-from ..da import steady_state_covariance, var3d_gain
+from ..da import (
+    FilterDivergenceError,
+    ThreeDVar,
+    assimilate,
+    kf_analysis,
+    steady_state_covariance,
+    var3d_gain,
+)
 from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise
 
 __all__ = ["check_kf_analysis", "check_steady_state_gain", "check_3dvar_scale"]

@@ -19,7 +19,15 @@ innovations   innovation-based estimation: Desroziers diagnostics, adaptive R an
               inflation inside an ensemble filter
 """
 
-from . import augmentation, correction, covariances, dictionary, em, innovations, likelihood
+from . import (
+    augmentation,
+    correction,
+    covariances,
+    dictionary,
+    em,
+    innovations,
+    likelihood,
+)
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .._validate import check_array, check_int, check_parameter
-from ..backend import lorenz96_rk4, namespace
+from ..backend import namespace
+from .fused import lorenz96_rk4
 
 __all__ = ["Lorenz96", "shift"]
 
@@ -61,7 +62,7 @@ class Lorenz96:
         """``steps`` RK4 steps in fused GPU kernels, or ``None`` for the generic code.
 
         Only CuPy arrays with a scalar forcing take the fused path
-        (:func:`dalib.backend.lorenz96_rk4`); it computes the same steps as
+        (:func:`dalib.models.fused.lorenz96_rk4`); it computes the same steps as
         :func:`~dalib.models.rk4_step` with :meth:`rhs`, up to rounding.
         """
         check_array(x, "x", last=self.d, finite=False)
