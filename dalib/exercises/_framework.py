@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import textwrap
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import to_numpy
 
-__all__ = ["Feedback", "exercise", "Unfinished", "Wrong", "as_float_array", "call_answer"]
+__all__ = ["Feedback", "exercise", "Unfinished", "Wrong", "as_float_array", "call_answer",
+           "quietly"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,15 @@ def call_answer(fn, *args, **kwargs):
         raise Unfinished("your function returns nothing yet: replace the `...` with your code "
                          "and `return` the result.")
     return out
+
+
+@contextlib.contextmanager
+def quietly():
+    """Run a check's own experiment without run-time warnings (a diverging filter, an
+    overflow): the check's feedback says what went wrong, in one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def as_float_array(value, what: str):
