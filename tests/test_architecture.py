@@ -6,12 +6,12 @@ statement, at module level or inside a function, is resolved to the dalib module
 Layers, lowest first; a module may import from its own layer and the layers below it:
 
 ====  ==============================================================================
-0     ``backend``, ``_validate``, ``random``, ``_cupy_kernels``: arrays and randomness
-1     ``covariance``, ``observations``, ``models``, ``ssm``, ``metrics``, ``autodiff``,
-      ``plotting``: the objects of the state-space model and the scores
+0     ``backend``, ``_validate``, ``random``: arrays and randomness (no model)
+1     ``covariance``, ``observations``, ``models``, ``ssm``, ``setups``, ``metrics``,
+      ``autodiff``, ``plotting``: the state-space model, ready-made models, the scores
 2     ``da``: the data assimilation methods and the cycling driver
 3     ``learning``: learning models and covariances with data assimilation
-4     ``setups``, ``exercises``: ready-made experiments and the book's self-checks
+4     ``exercises``: the book's self-checks
 5     ``dalib`` (the package ``__init__``): re-exports everything
 ====  ==============================================================================
 
@@ -33,17 +33,16 @@ LAYERS = {
     "backend": 0,
     "_validate": 0,
     "random": 0,
-    "_cupy_kernels": 0,
     "covariance": 1,
     "observations": 1,
     "models": 1,
     "ssm": 1,
+    "setups": 1,
     "metrics": 1,
     "autodiff": 1,
     "plotting": 1,
     "da": 2,
     "learning": 3,
-    "setups": 4,
     "exercises": 4,
 }
 
@@ -160,4 +159,4 @@ def test_the_checks_see_a_private_import():
     assert _resolve("dalib.da.methods", False, node) == "dalib.enkf"
     assert _resolve("dalib.da", True, node) == "dalib.enkf"
     assert [a.name for a in node.names] == ["_etkf", "etkf_analysis"]
-    assert _layer("dalib.setups") > _layer("dalib.da") > _layer("dalib.covariance")
+    assert _layer("dalib.exercises") > _layer("dalib.da") > _layer("dalib.setups")

@@ -246,7 +246,7 @@ def test_cupy_cycle_without_synchronisation(case):  # pragma: no cover - needs a
 def test_fused_lorenz96_kernel_matches_generic_code():  # pragma: no cover - needs a GPU
     import cupy
 
-    from dalib.backend import use_fused_kernels
+    from dalib.models.fused import use_fused_kernels
     from dalib.models import Lorenz96, RK4Map
 
     rng = np.random.default_rng(0)

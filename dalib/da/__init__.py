@@ -10,6 +10,7 @@ localization  Gaspari-Cohn taper, B-localisation, LETKF (7.6.3)
 particle      bootstrap and optimal-proposal particle filters (7.7, 7.8)
 fourdvar      strong-constraint 4DVar with the adjoint gradient, cycled 4DVar (7.9)
 smoothers     ensemble Kalman smoother and reanalyses (7.10)
+reanalyses    ready-made reanalysis datasets (:func:`lorenz96_reanalysis`)
 ensemble      the shared base of the ensemble filter objects; EnsembleFilter
 methods       the protocol :class:`Method` of the filter objects (each lives beside its
               algorithm above)
@@ -36,6 +37,7 @@ from . import (
     localization,
     methods,
     particle,
+    reanalyses,
     result,
     smoothers,
     var3d,
@@ -96,7 +98,8 @@ from .particle import (
     weighted_mean,
     weighted_spread,
 )
-from .result import AssimilationResult, FilterDivergenceError
+from .reanalyses import lorenz96_reanalysis
+from .result import AssimilationResult, FilterDivergenceError, FilterDivergenceWarning
 from .smoothers import enks, reanalysis
 from .var3d import ThreeDVar, steady_state_covariance, var3d_analysis, var3d_gain
 
@@ -106,6 +109,7 @@ __all__ = [
     "progress_enabled",
     "AssimilationResult",
     "FilterDivergenceError",
+    "FilterDivergenceWarning",
     # filter objects
     "Method",
     "EnsembleMethod",
@@ -176,6 +180,7 @@ __all__ = [
     "cycled_fourdvar",
     "enks",
     "reanalysis",
+    "lorenz96_reanalysis",
     # modules
     "cycling",
     "ekf",
@@ -186,6 +191,7 @@ __all__ = [
     "localization",
     "methods",
     "particle",
+    "reanalyses",
     "result",
     "smoothers",
     "var3d",

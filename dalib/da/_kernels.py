@@ -57,24 +57,31 @@ def chol_solve(L, B):
     return solve_triangular(L.T, solve_triangular(L, B, lower=True), lower=False)
 
 
-def gaussian_update(m, C, v, H, R, xp):
+def gaussian_update(m, C, v, H, R, xp, return_gain: bool = False):
     r"""The Kalman update of :math:`\mathcal N(m, C)` by an innovation ``v`` (p,) through ``H``.
 
-    Returns the analysis mean, the Joseph-form analysis covariance and
-    :math:`\log \mathcal N(v; 0, S)` with :math:`S = H C H^\top + R`.
+    .. math::
+        S = H C H^\top + R = L L^\top,\qquad K = C H^\top S^{-1},\qquad
+        m^a = m + K v,\qquad C^a = (I - KH) C (I - KH)^\top + K R K^\top,
+
+    with one Cholesky factorisation of :math:`S`, which also gives
+    :math:`\log \mathcal N(v; 0, S) = -\tfrac12(|L^{-1}v|^2 + \log\det S + p \log 2\pi)`.
+
+    Returns the analysis mean, the Joseph-form analysis covariance and the log-likelihood,
+    and the gain ``K`` (d, p) as a fourth value if ``return_gain``.
     """
     d, p = C.shape[0], v.shape[0]
-    HC = H @ C  # (p, d)
-    S = symmetrize(HC @ H.T + R)
-    L = xp.linalg.cholesky(S)  # S = L L^T: positive definiteness and log det S
-    Z = xp.linalg.solve(S, xp.concat([HC, v[:, None]], axis=1))  # S^{-1} [H C, v]
-    K = Z[:, :d].T  # C H^T S^{-1}, (d, p)
+    CHt = C @ H.T  # (d, p)
+    S = symmetrize(H @ CHt + R)
+    L = xp.linalg.cholesky(S)  # the one factorisation of S
+    K = chol_solve(L, CHt.T).T  # K = C H^T S^{-1}
     m_a = m + K @ v
     IKH = xp.eye(d, dtype=C.dtype, device=array_device(C)) - K @ H
     C_a = symmetrize(IKH @ C @ IKH.T + K @ R @ K.T)  # Joseph form
+    z = solve_triangular(L, v[:, None], lower=True)[:, 0]  # |z|^2 = v^T S^{-1} v
     logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-    loglik = gaussian_log_density(xp.sum(v * Z[:, d]), logdet, p)
-    return m_a, C_a, loglik
+    loglik = gaussian_log_density(xp.sum(z * z), logdet, p)
+    return (m_a, C_a, loglik, K) if return_gain else (m_a, C_a, loglik)
 
 
 def as_R(R, p: int) -> Covariance:

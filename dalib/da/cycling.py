@@ -119,6 +119,9 @@ def check_twin(twin):
     """Validate a twin experiment's observations once (shape and finiteness)."""
     ssm = twin.ssm
     check_array(twin.y, "twin.y", ndim=2, last=ssm.p)
+    if twin.y.shape[0] == 0:
+        raise ValueError("twin.y holds no observations (J = 0): simulate at least one "
+                         "observation time, e.g. ssm.simulate(J=100, rng=0)")
     check_array(twin.x, "twin.x", ndim=2, last=ssm.d, finite=False)
     if twin.x.shape[0] != twin.y.shape[0] + 1:
         raise ValueError(
@@ -162,6 +165,12 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     FilterDivergenceError
         If a forecast or analysis mean becomes NaN or infinite; the message names the
         first such cycle.
+
+    Warns
+    -----
+    FilterDivergenceWarning
+        If the run stays finite but loses the truth (``result.diverged``, see
+        :meth:`~dalib.da.result.AssimilationResult.divergence`).
     """
     if not isinstance(method, Method):
         raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")
@@ -169,7 +178,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     burn_in = resolve_burn_in(burn_in, twin.J)
     run = cycle(method, twin.ssm, twin.y, rng, store_ensembles=store_ensembles,
                 progress=progress, check_every=check_every)
-    return AssimilationResult(
+    result = AssimilationResult(
         method=repr(method),
         twin=twin,
         analysis=run.analysis,
@@ -183,6 +192,8 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
         burn_in=burn_in,
         extras=method.extras(run.state),
     )
+    result.warn_if_diverged()
+    return result
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from ._kernels import (
     whitened_obs,
 )
 from .ensemble import EnsembleMethod
-from .localization import localization_matrices, observation_locations
+from .localization import check_radius, localization_matrices, observation_locations
 
 __all__ = [
     "ensemble_mean",
@@ -331,7 +331,7 @@ class EnKF(EnsembleMethod):
     def __init__(self, N: int, inflation: float = 1.0, additive=None, radius=None,
                  center: bool = True):
         super().__init__(N, inflation, additive)
-        self.radius = radius
+        self.radius = check_radius(radius)
         self.center = bool(center)
         self._rho = None
 

@@ -27,12 +27,12 @@ with half-width :math:`c`: it equals 1 at :math:`r = 0` and vanishes for :math:`
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_positive
 from ..backend import device, eigh, get_namespace, namespace
-from ..covariance import DenseCovariance
 from ..observations import EveryKth, Identity, Subset
 from ._kernels import as_R, check_ensemble, random_rotation, whitened_obs
 from .ensemble import EnsembleMethod
@@ -114,6 +114,38 @@ def observation_locations(h):
     raise TypeError(
         f"cannot infer observation locations from {type(h).__name__}; pass them explicitly"
     )
+
+
+def check_radius(radius, name: str = "radius"):
+    """Return a localisation half-width: ``None``, ``math.inf`` or a positive number.
+
+    Raises an error naming ``radius`` for zero, negative, NaN or non-numbers, when the
+    method is built rather than at its first analysis.
+    """
+    if radius is None:
+        return None
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Real):
+        raise TypeError(f"{name} must be a positive number or None, got "
+                        f"{type(radius).__name__}")
+    if not radius > 0:  # also refuses NaN
+        raise ValueError(f"{name} (the Gaspari-Cohn half-width) must be positive, or None "
+                         f"for no localisation; got {radius!r}")
+    return radius
+
+
+def check_locations(locations, p: int, d: int, name: str = "locations"):
+    """Return observation locations as a tuple of floats, one per observation in ``[0, d)``."""
+    try:
+        locs = tuple(float(v) for v in locations)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers (grid positions), got "
+                        f"{type(locations).__name__}") from None
+    if len(locs) != p:
+        raise ValueError(f"{name} must give one grid position per observation: h observes "
+                         f"p = {p} components, got {len(locs)} locations")
+    if not all(math.isfinite(v) and 0 <= v < d for v in locs):
+        raise ValueError(f"{name} must lie in [0, {d}) (grid positions), got {list(locs)}")
+    return locs
 
 
 def _distances(d, locations, xp, device=None):
@@ -351,10 +383,14 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
     check_ensemble(E)
     check_array(y, "y", ndim=1)
     R = as_R(R, y.shape[0])
-    if isinstance(R, DenseCovariance):
+    if not R.is_diagonal:
         raise ValueError("R must be diagonal for the LETKF (a number or a vector of variances)")
     if local.d != E.shape[1]:
         raise ValueError(f"local was built for d={local.d}, but E has d={E.shape[1]}")
+    top = int(namespace(local.index).max(local.index))
+    if top >= y.shape[0]:
+        raise ValueError(f"local refers to observation {top}, but y has only {y.shape[0]}: "
+                         "build it with one location per component of y")
     check_positive(inflation, "inflation")
     check_positive(max_bytes, "max_bytes")
     xp = namespace(E, y)
@@ -385,9 +421,7 @@ class LETKF(EnsembleMethod):
     def __init__(self, N: int, radius=None, inflation: float = 1.0, additive=None,
                  locations=None, rotate: bool = False, max_bytes: int = CHUNK_BYTES):
         super().__init__(N, inflation, additive)
-        if radius is not None:
-            check_positive(radius, "radius")
-        self.radius = radius
+        self.radius = check_radius(radius)
         self.locations = locations
         self.rotate = bool(rotate)
         self.max_bytes = int(check_positive(max_bytes, "max_bytes"))
@@ -403,11 +437,14 @@ class LETKF(EnsembleMethod):
         return out
 
     def check(self, ssm):
-        if isinstance(ssm.R, DenseCovariance):
+        if not ssm.R.is_diagonal:
             raise ValueError("LETKF needs a diagonal R (a number or a vector of variances)")
+        if self.locations is not None:
+            check_locations(self.locations, ssm.p, ssm.d)
 
     def prepare(self, ssm):
         locs = self.locations if self.locations is not None else observation_locations(ssm.h)
+        locs = check_locations(locs, ssm.p, ssm.d)
         self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0),
                                          device(ssm.m0))
 

@@ -45,8 +45,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_array, check_int
-from ..backend import backend_name, device, namespace, solve_triangular
+from .._validate import check_array, check_int, check_same_backend
+from ..backend import backend_name, device, is_traced, namespace, solve_triangular
 from ..random import default_rng
 from ._kernels import as_R, chol_solve, dense, observation_matrix, symmetrize
 from .methods import Method
@@ -74,9 +74,37 @@ def _logsumexp(logw, xp):
     return top + xp.log(xp.sum(xp.exp(logw - top)))
 
 
+def _check_log_weights(logw, name: str = "logw"):
+    """Validate log-weights (N,): no NaN, no +inf, and at least one particle of weight > 0.
+
+    ``-inf`` marks a particle of weight zero; if every entry is ``-inf`` (or NaN) there is no
+    distribution to normalise, and any answer (NaN, copies of particle 0) would be wrong.
+    """
+    check_array(logw, name, ndim=1, finite=False)
+    if logw.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one log-weight, got shape (0,)")
+    if is_traced(logw):
+        return logw
+    xp = namespace(logw)
+    if is_traced(xp.sum(logw)):
+        return logw
+    if bool(xp.any(xp.isnan(logw))):
+        raise ValueError(f"{name} contains NaN log-weights")
+    if bool(xp.any(logw == math.inf)):
+        raise ValueError(f"{name} contains +inf log-weights (an infinite weight)")
+    if not bool(xp.any(xp.isfinite(logw))):
+        raise ValueError(f"{name} is -inf for every particle: all weights are zero, so "
+                         "they cannot be normalised")
+    return logw
+
+
 def normalize_log_weights(logw):
-    r"""Log-weights shifted so that :math:`\sum_n e^{\ell_n} = 1` (computed stably)."""
-    check_array(logw, "logw", ndim=1, finite=False)
+    r"""Log-weights shifted so that :math:`\sum_n e^{\ell_n} = 1` (computed stably).
+
+    Raises ``ValueError`` if ``logw`` holds NaN or +inf, or is -inf everywhere (no particle
+    has a positive weight).
+    """
+    _check_log_weights(logw)
     xp = namespace(logw)
     return logw - _logsumexp(logw, xp)
 
@@ -85,6 +113,7 @@ def effective_sample_size(logw):
     r"""Effective sample size :math:`N_\text{eff} = 1 / \sum_n w_n^2` of (unnormalised) log-weights.
 
     It is :math:`N` for equal weights and 1 when one particle carries all the weight.
+    Log-weights are checked as in :func:`normalize_log_weights`.
     """
     xp = namespace(logw)
     w = xp.exp(normalize_log_weights(logw))
@@ -114,8 +143,13 @@ def systematic_resample(logw, rng):
         Log-weights (need not be normalised).
     rng : int or dalib.random.Generator
         Source of the uniform draw.
+
+    Raises
+    ------
+    ValueError
+        If ``logw`` holds NaN or +inf, or is -inf everywhere.
     """
-    check_array(logw, "logw", ndim=1, finite=False)
+    _check_log_weights(logw)
     xp = namespace(logw)
     rng = default_rng(rng, xp, device(logw))
     return _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
@@ -136,11 +170,26 @@ def bootstrap_log_weights(logw, E, y, h, R):
         Observation operator.
     R : covariance-like
         Observation error covariance.
+
+    Raises
+    ------
+    ValueError
+        If ``logw`` is invalid (see :func:`normalize_log_weights`), does not have one entry
+        per particle, or ``h(E)`` does not have shape ``(N, p)``.
     """
-    check_array(logw, "logw", ndim=1, finite=False)
+    _check_log_weights(logw)
     check_array(E, "E", ndim=2)
     check_array(y, "y", ndim=1)
-    return _bootstrap(logw, E, y, h, as_R(R, y.shape[0]), namespace(E, y))
+    N, p = E.shape[0], y.shape[0]
+    if logw.shape[0] != N:
+        raise ValueError(f"logw must have one entry per particle (E has {N} rows), got "
+                         f"shape {tuple(logw.shape)}")
+    xp = check_same_backend(logw=logw, E=E, y=y)
+    hE = h(E)
+    if tuple(hE.shape) != (N, p):
+        raise ValueError(f"h(E) must have shape ({N}, {p}) (one observation of y's size per "
+                         f"particle), got {tuple(hE.shape)}: does h match y?")
+    return _bootstrap(logw, E, y, lambda _: hE, as_R(R, p), xp)
 
 
 def _bootstrap(logw, E, y, h, R, xp):

@@ -31,6 +31,7 @@ from . import (
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
+    ConvergenceWarning,
     CovarianceEMResult,
     EnsembleSmootherPass,
     SmootherStatistics,
@@ -99,6 +100,7 @@ __all__ = [
     "m_step",
     "em_linear_gaussian",
     "CovarianceEMResult",
+    "ConvergenceWarning",
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",

@@ -39,6 +39,7 @@ so :math:`\mathcal J_\ell` only needs the smoothed moments of the model residual
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +62,14 @@ __all__ = [
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",
+    "ConvergenceWarning",
 ]
 
 STRUCTURES = ("full", "diag", "scalar")
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """An iteration stopped at its limit before meeting its tolerance."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -329,6 +335,10 @@ class CovarianceEMResult:
         Number of EM iterations done.
     extras : dict
         Method-specific outputs.
+    converged : bool or None
+        Whether the log-likelihood met the tolerance ``tol`` before the iteration limit;
+        ``None`` when no tolerance was asked for (the run always does ``n_iter``
+        iterations).
     """
 
     ssm: Any
@@ -341,6 +351,7 @@ class CovarianceEMResult:
     smoothed: Any
     n_iter: int
     extras: dict
+    converged: bool | None = None
 
 
 def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_structure="full",
@@ -370,6 +381,12 @@ def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_struc
     Returns
     -------
     CovarianceEMResult
+        ``converged`` says whether ``tol`` was met (``None`` without ``tol``).
+
+    Warns
+    -----
+    ConvergenceWarning
+        If ``tol`` is given and EM stops at ``n_iter`` iterations before meeting it.
 
     Examples
     --------
@@ -392,10 +409,12 @@ def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_struc
     Qs, Rs, ll = [Q], [R], []
     current = ssm
     done = 0
+    converged = None if tol is None else False
     for _ in range(n_iter):
         stats = smoother_statistics(current, y)
         ll.append(stats.loglik)
         if tol is not None and len(ll) > 1 and float(ll[-1] - ll[-2]) < tol:
+            converged = True
             break
         A, Q, R = m_step(stats, A, estimate=estimate, Q_structure=Q_structure,
                          R_structure=R_structure, Q=Q, R=R)
@@ -406,8 +425,14 @@ def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_struc
     final = smoother_statistics(current, y)
     if len(ll) == done:
         ll.append(final.loglik)
+    if converged is False and done > 0 and float(ll[-1] - ll[-2]) < tol:
+        converged = True  # the last iteration met the tolerance
+    if converged is False:
+        warnings.warn(f"EM stopped at its iteration limit n_iter={n_iter} before the "
+                      f"log-likelihood gain fell below tol={tol}: raise n_iter",
+                      ConvergenceWarning, stacklevel=2)
     return CovarianceEMResult(current, Q, R, A, xp.stack(Qs), xp.stack(Rs), xp.stack(ll), final.m_s,
-                    done, {"statistics": final})
+                    done, {"statistics": final}, converged)
 
 
 # ----------------------------------------------------------------------------------------
