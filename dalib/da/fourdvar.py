@@ -193,18 +193,23 @@ def fourdvar_analysis(xb, ys, M, h, B, R, *, x0=None, gtol: float = 1e-8,
     )
 
 
-def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: float = 1e-6,
-                    maxiter: int = 200, progress: bool | None = None) -> AssimilationResult:
-    r"""4DVar over consecutive windows of ``window`` observations.
+def cycled_fourdvar(twin, B, window: int, *, shift: int | None = None,
+                    burn_in: int | None = None, gtol: float = 1e-6, maxiter: int = 200,
+                    progress: bool | None = None) -> AssimilationResult:
+    r"""4DVar over back-to-back or sliding windows of ``window`` observations.
 
-    Window ``k`` starts at time :math:`t_k = kL`, uses the observations of times
-    :math:`t_k + 1, \dots, t_k + L` and the background :math:`x^b_k`; the next background is
-    the analysed trajectory at the window's end, :math:`x^b_{k+1} = \mathcal M^L(x_0^{a})`
-    (the first background is ``m0``).
+    Window ``k`` starts at time :math:`t_k = kS` (``S = shift``), uses the observations of
+    times :math:`t_k + 1, \dots, t_k + L` and the background :math:`x^b_k`; the next
+    background is the analysed trajectory at the next start,
+    :math:`x^b_{k+1} = \mathcal M^S(x_0^{a})` (the first background is ``m0``).  With
+    ``shift = window`` (the default) the windows are back to back; with a smaller shift
+    they overlap, the usual operational choice, and every observation is used in
+    :math:`\lceil L / S \rceil` windows.
 
-    The result's ``analysis[j]`` is the analysed trajectory at time ``j`` within its window
-    (at the window's end this is a filter estimate, earlier it also uses later observations
-    of the window); ``forecast[j]`` is the background trajectory.  There is no spread.
+    The result's ``analysis[j]`` for :math:`t_k < j \le t_k + S` is window ``k``'s analysed
+    trajectory at time ``j`` (at the window's end a filter estimate, earlier it also uses
+    later observations of the window); ``forecast[j]`` is the background trajectory.  There
+    is no spread.
 
     Parameters
     ----------
@@ -214,6 +219,9 @@ def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: f
         Static background covariance.
     window : int
         Observations per window :math:`L`.
+    shift : int, optional
+        Observations between the starts of consecutive windows, :math:`1 \le S \le L`
+        (default :math:`L`: back-to-back windows).
     burn_in, progress
         As in :func:`~dalib.da.cycling.assimilate`.
     gtol, maxiter
@@ -236,31 +244,37 @@ def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: f
     ssm = twin.ssm
     check_adjoints(ssm.M, ssm.h)
     window = check_int(window, "window")
+    shift = window if shift is None else check_int(shift, "shift")
+    if shift > window:
+        raise ValueError(f"shift must not exceed window ({window}), got {shift}: "
+                         "observations between windows would be skipped")
     J = twin.J
     xp = namespace(ssm.m0)
     B = as_covariance(B, "B", d=ssm.d)
     xb = ssm.m0
     analysis, forecast = [None] * (J + 1), [None] * (J + 1)
     converged, iterations = [], []
-    n_windows = -(-J // window)
+    n_windows = -(-J // shift)
     for k in progress_range(n_windows, progress, "4DVar"):
-        t0 = k * window
+        t0 = k * shift
         L = min(window, J - t0)
+        S = min(shift, L)
         res = fourdvar_analysis(xb, twin.y[t0:t0 + L, :], ssm.M, ssm.h, B, ssm.R,
                                 gtol=gtol, maxiter=maxiter)
         converged.append(res.success)
         iterations.append(res.iterations)
-        background = trajectory(ssm.M, xb, L)
+        background = trajectory(ssm.M, xb, S)
         if k == 0:
             analysis[0], forecast[0] = res.trajectory[0, :], xb
-        for i in range(1, L + 1):
+        for i in range(1, S + 1):
             analysis[t0 + i] = res.trajectory[i, :]
             forecast[t0 + i] = background[i, :]
-        xb = res.trajectory[L, :]
+        xb = res.trajectory[S, :]
     forecast = xp.stack(forecast)
     burn_in = resolve_burn_in(burn_in, J)
     result = AssimilationResult(
-        method=f"cycled 4DVar(window={window})",
+        method=(f"cycled 4DVar(window={window})" if shift == window
+                else f"cycled 4DVar(window={window}, shift={shift})"),
         twin=twin,
         analysis=xp.stack(analysis),
         forecast=forecast,
