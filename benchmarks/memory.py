@@ -31,11 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from dalib.da import letkf_analysis, local_observations  # noqa: E402
-from dalib.da.localization import CHUNK_BYTES  # noqa: E402
-from dalib.observations import Identity  # noqa: E402
+from dalib.da import letkf_analysis, local_observations
+from dalib.da.localization import CHUNK_BYTES
+from dalib.observations import Identity
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N, RADIUS = 20, 4.0
@@ -64,10 +64,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="d up to 40 000")
     args = parser.parse_args()
     ds = [1_000, 4_000, 40_000] + ([] if args.quick else [200_000, 1_000_000])
-    lines = [f"LETKF analysis, N = {N}, every point observed, radius {RADIUS}: peak memory "
-             "(tracemalloc) in units of the ensemble (N d 8 bytes)",
-             f"{'d':>9} {'ensemble MB':>11} {'chunked':>8} {'seconds':>8} "
-             f"{'all at once':>11}  target (< 5 + buffer)"]
+    lines = [(f"LETKF analysis, N = {N}, every point observed, radius {RADIUS}: peak memory "
+             "(tracemalloc) in units of the ensemble (N d 8 bytes)"),
+             (f"{'d':>9} {'ensemble MB':>11} {'chunked':>8} {'seconds':>8} "
+             f"{'all at once':>11}  target (< 5 + buffer)")]
     failures = 0
     for d in ds:
         ens = N * d * 8

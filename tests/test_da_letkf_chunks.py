@@ -39,7 +39,7 @@ def test_chunk_size_bounds_the_buffers():
 def test_rotated_letkf_keeps_the_analysis_mean_and_covariance():
     """A mean-preserving rotation of the analysis anomalies changes the members only."""
     twin = dalib.setups.lorenz96(d=20).simulate(J=3, rng=1)
-    kw = dict(rng=2, store_ensembles=True)
+    kw = {"rng": 2, "store_ensembles": True}
     plain = assimilate(LETKF(N=8, radius=3.0, inflation=1.02), twin, **kw)
     rotated = assimilate(LETKF(N=8, radius=3.0, inflation=1.02, rotate=True), twin, **kw)
     # Same first forecast; the rotated analysis has the same mean and covariance.

@@ -38,7 +38,7 @@ from ._kernels import as_R, check_ensemble, whitened_obs
 from .enkf import random_rotation
 from .ensemble import EnsembleMethod
 
-__all__ = ["enkf_n_inflation", "enkf_n_analysis", "EnKFN"]
+__all__ = ["EnKFN", "enkf_n_analysis", "enkf_n_inflation"]
 
 _NEWTON_STEPS = 40
 

@@ -38,7 +38,7 @@ from ..models.integrate import trajectory
 from .cycling import check_twin, progress_range
 from .result import AssimilationResult, FilterDivergenceWarning, resolve_burn_in
 
-__all__ = ["fourdvar_cost", "fourdvar_analysis", "FourDVarResult", "cycled_fourdvar"]
+__all__ = ["FourDVarResult", "cycled_fourdvar", "fourdvar_analysis", "fourdvar_cost"]
 
 
 def _obs_cost_grad(x0, ys, M, h, R, xp):
@@ -96,8 +96,8 @@ def fourdvar_cost(x0, xb, ys, M, h, B, R):
 
 def check_adjoints(M, h):
     """Raise ``TypeError`` naming what is missing unless ``M`` and ``h`` have ``vjp``."""
-    for obj, name, example in ((M, "M", "an RK4Map of a model with rhs_vjp, or a "
-                                "LinearModel"), (h, "h", "an ObservationOperator")):
+    for obj, name, example in ((M, "M", ("an RK4Map of a model with rhs_vjp, or a "
+                                "LinearModel")), (h, "h", "an ObservationOperator")):
         if not callable(getattr(obj, "vjp", None)):
             raise TypeError(f"4DVar needs the adjoint of {name}: {name} must have a method "
                             f"vjp(x, w) ({example}); {type(obj).__name__} has none")

@@ -38,15 +38,15 @@ from ._kernels import as_R, check_ensemble, random_rotation, whitened_obs
 from .ensemble import EnsembleMethod
 
 __all__ = [
-    "gaspari_cohn",
-    "periodic_distance",
-    "observation_locations",
+    "LETKF",
     "LocalObservations",
+    "chunk_size",
+    "gaspari_cohn",
+    "letkf_analysis",
     "local_observations",
     "localization_matrices",
-    "letkf_analysis",
-    "chunk_size",
-    "LETKF",
+    "observation_locations",
+    "periodic_distance",
 ]
 
 
@@ -318,7 +318,7 @@ def _letkf_chunk(X, Yw, dw, index, weight, xp):
 
 
 def _letkf(E, y, h, R, index, weight, xp, inflation=1.0, rotation=None, chunk=None):
-    N, d = E.shape
+    _N, d = E.shape
     xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
     chunk = d if chunk is None else chunk
     means, anomalies = [], []

@@ -52,20 +52,20 @@ from ._kernels import as_R, chol_solve, dense, observation_matrix, symmetrize
 from .methods import Method
 
 __all__ = [
-    "normalize_log_weights",
-    "effective_sample_size",
-    "systematic_resample",
-    "kernel_bandwidth",
-    "regularized_resample",
-    "bootstrap_log_weights",
-    "OptimalProposal",
-    "optimal_proposal",
-    "optimal_pf_analysis",
-    "weighted_mean",
-    "weighted_spread",
-    "ParticleState",
     "BootstrapPF",
     "OptimalPF",
+    "OptimalProposal",
+    "ParticleState",
+    "bootstrap_log_weights",
+    "effective_sample_size",
+    "kernel_bandwidth",
+    "normalize_log_weights",
+    "optimal_pf_analysis",
+    "optimal_proposal",
+    "regularized_resample",
+    "systematic_resample",
+    "weighted_mean",
+    "weighted_spread",
 ]
 
 

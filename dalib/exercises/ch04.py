@@ -9,7 +9,7 @@ import numpy as np
 from ..backend import to_numpy
 from ._framework import Unfinished, Wrong, call_answer, exercise
 
-__all__ = ["check_systematic", "check_ess", "check_ess_fraction", "check_regularize"]
+__all__ = ["check_ess", "check_ess_fraction", "check_regularize", "check_systematic"]
 
 
 def _expected_systematic(w, u):
@@ -151,8 +151,8 @@ def _regularize_variants(E, w, idx, z, h):
     right = E[idx] + h * z @ L.T
     return right, [
         (E[idx] + h * z @ np.linalg.cholesky(np.cov(E.T)).T,
-         "the kernel covariance must be the WEIGHTED covariance of the particles "
-         "(weights w), not the plain sample covariance."),
+         ("the kernel covariance must be the WEIGHTED covariance of the particles "
+         "(weights w), not the plain sample covariance.")),
         (E[idx] + h * z @ np.linalg.cholesky(_weighted_cov(E, w, unbiased=False)).T,
          "divide the weighted covariance by 1 - sum(w^2), so that it is unbiased."),
         (E[idx] + h * z @ L,
