@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from ._validate import check_array, check_int, check_positive
+from ._validate import check_array, check_int, check_positive, owned_copy
 from .backend import device, namespace
 from .covariance import as_covariance
 from .observations import ObservationOperator
@@ -62,6 +62,7 @@ class StateSpaceModel:
 
     def __post_init__(self):
         check_array(self.m0, "m0", ndim=1)
+        object.__setattr__(self, "m0", owned_copy(self.m0))  # later edits cannot bypass this
         d = int(self.m0.shape[0])
         if getattr(self.M, "d", d) != d:
             raise ValueError(f"M acts on dimension {self.M.d} but m0 has dimension {d}")
