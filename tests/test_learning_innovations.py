@@ -96,6 +96,30 @@ def test_adaptive_etkf_learns_R_on_lorenz96():
     assert res.rmse(burn_in=300) < 0.5
 
 
+def test_one_adaptive_etkf_serves_interleaved_runs():
+    """The estimates live in the state the driver carries, not on the method object."""
+    ssm = dalib.setups.lorenz96(d=10)
+    tw1, tw2 = ssm.simulate(30, rng=1), ssm.simulate(20, rng=2)
+    method = AdaptiveETKF(N=8, R0=2.0, spinup=3)
+    ref1 = assimilate(AdaptiveETKF(N=8, R0=2.0, spinup=3), tw1, rng=5)
+    ref2 = assimilate(AdaptiveETKF(N=8, R0=2.0, spinup=3), tw2, rng=6)
+    # a second run started with the same object while the first one is half-way
+    g1, g2 = dalib.default_rng(5), dalib.default_rng(6)
+    s1, s2 = method.init(ssm, g1), method.init(ssm, g2)
+    for j in range(20):
+        s1 = method.analysis(method.forecast(s1, ssm, g1), tw1.y[j], ssm, g1)
+        s2 = method.analysis(method.forecast(s2, ssm, g2), tw2.y[j], ssm, g2)
+    np.testing.assert_array_equal(npy(method.moments(s2)[0]), npy(ref2.analysis[-1]))
+    np.testing.assert_array_equal(npy(method.extras(s2)["R"]), npy(ref2.extras["R"]))
+    for j in range(20, 30):
+        s1 = method.analysis(method.forecast(s1, ssm, g1), tw1.y[j], ssm, g1)
+    np.testing.assert_array_equal(npy(method.moments(s1)[0]), npy(ref1.analysis[-1]))
+    np.testing.assert_array_equal(npy(method.extras(s1)["inflation"]),
+                                  npy(ref1.extras["inflation"]))
+    again = assimilate(method, tw1, rng=5)
+    np.testing.assert_array_equal(npy(again.analysis), npy(ref1.analysis))
+
+
 def test_adaptive_etkf_runs_on_every_backend(xp):
     ssm = dalib.setups.lorenz96(d=8, xp=xp)
     tw = ssm.simulate(15, rng=dalib.default_rng(1, xp))

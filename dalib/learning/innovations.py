@@ -28,13 +28,14 @@ estimates a multiplicative inflation of :math:`B` from the first identity at the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_int, check_positive, check_same_shape
 from ..backend import namespace
-from ..covariance import as_covariance
+from ..covariance import DenseCovariance, as_covariance
 from ..da import ETKF, assimilate, etkf_analysis
 from ..random import default_rng
 
@@ -45,6 +46,7 @@ __all__ = [
     "desroziers_iteration",
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
+    "AdaptiveState",
 ]
 
 @dataclass(frozen=True)
@@ -231,6 +233,37 @@ def adaptive_inflation_estimate(d_ob, trace_HPH, trace_R):
     return (xp.sum(d_ob * d_ob) - trace_R) / trace_HPH
 
 
+@dataclass(frozen=True)
+class AdaptiveState:
+    r"""The state of :class:`AdaptiveETKF` between cycles: the ensemble and the estimates.
+
+    Attributes
+    ----------
+    E : array, shape (N, d)
+        The ensemble.
+    r : array, shape (p,)
+        Diagonal of the current estimate :math:`R_k`.
+    delta : float
+        Current variance inflation :math:`\Delta_k`.
+    num, den : float or None
+        The running averages whose ratio is :math:`\Delta_k` (``None`` until they start).
+    cycle : int
+        Number of analyses so far.
+    hist_r, hist_delta, hist_hph : tuple
+        The values used at every analysis so far (``result.extras``).
+    """
+
+    E: Any
+    r: Any
+    delta: float
+    num: Any = None
+    den: Any = None
+    cycle: int = 0
+    hist_r: tuple = ()
+    hist_delta: tuple = ()
+    hist_hph: tuple = ()
+
+
 class AdaptiveETKF(ETKF):
     r"""ETKF that learns :math:`R` and a multiplicative inflation from its innovations.
 
@@ -328,21 +361,29 @@ class AdaptiveETKF(ETKF):
 
     def check(self, ssm):
         R0 = ssm.R if self.R0 is None else as_covariance(self.R0, "R0", d=ssm.p)
-        if type(R0).__name__ == "DenseCovariance":
+        if isinstance(R0, DenseCovariance):
             raise ValueError("AdaptiveETKF needs a scalar or diagonal R0")
 
-    def prepare(self, ssm):
+    def init(self, ssm, rng):
+        E = super().init(ssm, rng)
         xp = namespace(ssm.m0)
         R0 = ssm.R if self.R0 is None else as_covariance(self.R0, "R0", d=ssm.p)
-        self._r = R0.diagonal(xp)
+        r = R0.diagonal(xp)
         if self.R_structure == "scalar":
-            self._r = xp.full((ssm.p,), float(xp.mean(self._r)), dtype=xp.float64)
-        self._delta = self.inflation0
-        self._num, self._den = None, None
-        self._hist_r, self._hist_delta, self._hist_hph = [], [], []
-        self._cycle = 0
+            r = xp.full((ssm.p,), float(xp.mean(r)), dtype=xp.float64)
+        return AdaptiveState(E, r, self.inflation0)
 
-    def analysis(self, E, y, ssm, rng):
+    def forecast(self, s, ssm, rng):
+        return dataclasses.replace(s, E=super().forecast(s.E, ssm, rng))
+
+    def moments(self, s):
+        return super().moments(s.E)
+
+    def members(self, s):
+        return s.E
+
+    def analysis(self, s, y, ssm, rng):
+        E = s.E
         xp = namespace(E)
         N = E.shape[0]
         xbar = xp.mean(E, axis=0)
@@ -350,39 +391,38 @@ class AdaptiveETKF(ETKF):
         hE = ssm.h(E)
         Y = hE - xp.mean(hE, axis=0)
         d_ob = y - xp.mean(hE, axis=0)
-        r, delta = self._r, self._delta
+        r, delta = s.r, s.delta
         trace_HPH = float(xp.sum(Y * Y)) / (N - 1)
-        self._hist_r.append(r)
-        self._hist_delta.append(delta)
-        self._hist_hph.append(trace_HPH)
-        self._cycle += 1
+        history = dict(hist_r=s.hist_r + (r,), hist_delta=s.hist_delta + (delta,),
+                       hist_hph=s.hist_hph + (trace_HPH,), cycle=s.cycle + 1)
         R = as_covariance(r, "R")
         Ea = etkf_analysis(xbar + math.sqrt(delta) * X, y, ssm.h, R)
         d_oa = y - ssm.h(xp.mean(Ea, axis=0))
         rho = self.memory
-        if self._cycle <= self.spinup:
-            return Ea
-        if self._num is None:  # start the averages at the current inflation
-            self._num, self._den = delta * trace_HPH, trace_HPH
+        if history["cycle"] <= self.spinup:
+            return dataclasses.replace(s, E=Ea, **history)
+        num, den = s.num, s.den
+        if num is None:  # start the averages at the current inflation
+            num, den = delta * trace_HPH, trace_HPH
         if self.adapt_inflation:
             # ratio of averages, not average of ratios: tr(HP^fH^T) fluctuates in time and
             # the mean of its inverse is larger than the inverse of its mean
             rho_d = self.inflation_memory
             excess = float(xp.sum(d_ob * d_ob)) - float(xp.sum(r))
-            self._num = rho_d * self._num + (1 - rho_d) * excess
-            self._den = rho_d * self._den + (1 - rho_d) * trace_HPH
+            num = rho_d * num + (1 - rho_d) * excess
+            den = rho_d * den + (1 - rho_d) * trace_HPH
             lo, hi = self.inflation_bounds
-            self._delta = min(max(self._num / self._den, lo), hi)
+            delta = min(max(num / den, lo), hi)
         if self.estimate_R:
             r_new = d_oa * d_ob
             if self.R_structure == "scalar":
                 r_new = xp.full(r.shape, float(xp.mean(r_new)), dtype=r.dtype)
             # a single product can be negative: keep the average positive
-            self._r = xp.maximum(rho * r + (1 - rho) * r_new, 1e-3 * r)
-        return Ea
+            r = xp.maximum(rho * r + (1 - rho) * r_new, 1e-3 * r)
+        return AdaptiveState(Ea, r, delta, num, den, **history)
 
-    def extras(self, state):
-        xp = namespace(state)
-        return {"R": xp.stack(self._hist_r),
-                "inflation": xp.asarray(self._hist_delta, dtype=xp.float64),
-                "trace_HPH": xp.asarray(self._hist_hph, dtype=xp.float64)}
+    def extras(self, s):
+        xp = namespace(s.E)
+        return {"R": xp.stack(s.hist_r),
+                "inflation": xp.asarray(s.hist_delta, dtype=xp.float64),
+                "trace_HPH": xp.asarray(s.hist_hph, dtype=xp.float64)}
