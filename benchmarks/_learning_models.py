@@ -98,7 +98,7 @@ def _loglik_F(theta, y, noise, cut):
     xp = dalib.namespace(y)
     M = RK4Map(Lorenz96(40, theta[0]), 0.05)
     ll = enkf_loglik(M, y, ssm.h, ssm.R, dalib.asarray(ssm.m0, xp), 1.0, noise,
-                     inflation=1.05, analysis="etkf", truncate=cut)
+                     forecast_inflation=1.05, analysis="etkf", truncate=cut)
     return ll / y.shape[0]
 
 
@@ -205,7 +205,7 @@ def dictionary_adenkf(quick):
 
     def loglik(theta, y, noise):
         ll = enkf_loglik(family(theta[:-1]), y, ssm.h, ssm.R, jnp.asarray(ssm.m0), 1.0,
-                         noise, Q=jnp.exp(theta[-1]), inflation=1.02, analysis="etkf",
+                         noise, Q=jnp.exp(theta[-1]), forecast_inflation=1.02, analysis="etkf",
                          truncate=10)
         return ll / y.shape[0]
 

@@ -76,22 +76,22 @@ def test_desroziers_iteration_fixed_point_depends_on_the_background():
     # true R = 1; with no inflation the ensemble underestimates B and R comes out too big.
     ssm = dalib.setups.lorenz96(d=20)
     tw = ssm.simulate(400, rng=3)
-    good = desroziers_iteration(tw, 4.0, 3, rng=1, N=20, inflation=1.1)
+    good = desroziers_iteration(tw, 4.0, 3, rng=1, N=20, cov_inflation=1.1)
     r = npy(good.R_history)[:, 0]
     assert r.shape == (4,) and r[0] == 4.0
     assert abs(r[-1] - 1.0) < 0.15, r
-    bad = desroziers_iteration(tw, 1.0, 2, rng=1, N=6, inflation=1.0)
+    bad = desroziers_iteration(tw, 1.0, 2, rng=1, N=6, cov_inflation=1.0)
     assert npy(bad.R_history)[-1, 0] > 1.2
 
 
 def test_adaptive_etkf_learns_R_on_lorenz96():
     ssm = dalib.setups.lorenz96()
     tw = ssm.simulate(900, rng=1)
-    res = assimilate(AdaptiveETKF(N=20, R0=4.0, inflation0=1.1), tw, rng=11)
+    res = assimilate(AdaptiveETKF(N=20, R0=4.0, cov_inflation0=1.1), tw, rng=11)
     r = npy(res.extras["R"])
     assert r.shape == (900, 40)
     assert abs(r[300:, 0].mean() - 1.0) < 0.1
-    infl = npy(res.extras["inflation"])
+    infl = npy(res.extras["cov_inflation"])
     assert infl.shape == (900,) and infl[0] == 1.1 and 1.0 < infl[300:].mean() < 2.0
     assert res.rmse(burn_in=300) < 0.5
 
@@ -114,8 +114,8 @@ def test_one_adaptive_etkf_serves_interleaved_runs():
     for j in range(20, 30):
         s1 = method.analysis(method.forecast(s1, ssm, g1), tw1.y[j], ssm, g1)
     np.testing.assert_array_equal(npy(method.moments(s1)[0]), npy(ref1.analysis[-1]))
-    np.testing.assert_array_equal(npy(method.extras(s1)["inflation"]),
-                                  npy(ref1.extras["inflation"]))
+    np.testing.assert_array_equal(npy(method.extras(s1)["cov_inflation"]),
+                                  npy(ref1.extras["cov_inflation"]))
     again = assimilate(method, tw1, rng=5)
     np.testing.assert_array_equal(npy(again.analysis), npy(ref1.analysis))
 

@@ -132,8 +132,8 @@ class DesroziersIteration:
     result: Any
 
 
-def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: float = 1.0,
-                         structure: str = "scalar",
+def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20,
+                         cov_inflation: float = 1.0, structure: str = "scalar",
                          burn_in: int | None = None) -> DesroziersIteration:
     r"""Desroziers' fixed-point iteration for :math:`R` inside an ETKF.
 
@@ -164,8 +164,9 @@ def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: 
         Randomness of the filter runs.
     N : int
         Ensemble size.
-    inflation : float
-        Forecast variance inflation :math:`\Delta` (kept fixed).
+    cov_inflation : float
+        Factor :math:`\Delta` on the forecast covariance (kept fixed); the anomalies are
+        multiplied by :math:`\sqrt\Delta`.
     structure : {"scalar", "diag"}
         Structure of the estimates of :math:`R`.
     burn_in : int, optional
@@ -178,7 +179,7 @@ def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: 
     n_iter = check_int(n_iter, "n_iter")
     if structure not in ("scalar", "diag"):
         raise ValueError(f"structure must be 'scalar' or 'diag', got {structure!r}")
-    check_positive(inflation, "inflation")
+    check_positive(cov_inflation, "cov_inflation")
     ssm = twin.ssm
     xp = namespace(ssm.m0)
     rng = default_rng(rng, xp)
@@ -189,7 +190,7 @@ def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: 
     res = None
     for _ in range(n_iter):
         method = AdaptiveETKF(N, R0=r, estimate_R=False, adapt_inflation=False,
-                              inflation0=inflation)
+                              cov_inflation0=cov_inflation)
         res = assimilate(method, twin, rng, burn_in=burn_in)
         b = res.burn_in
         d_oa = twin.y - ssm.h(res.analysis[1:, ...])
@@ -300,9 +301,10 @@ class AdaptiveETKF(ETKF):
     estimate_R : bool
         Learn :math:`R` (otherwise keep ``R0``).
     adapt_inflation : bool
-        Learn :math:`\Delta` (otherwise keep ``inflation0``).
-    inflation0 : float
-        Initial variance inflation :math:`\Delta_0` (1: none).
+        Learn :math:`\Delta` (otherwise keep ``cov_inflation0``).
+    cov_inflation0 : float
+        Initial factor :math:`\Delta_0` on the forecast covariance (1: none); the
+        ``inflation_*`` arguments below also concern this :math:`\Delta`.
     memory : float
         :math:`\rho \in [0, 1)` for :math:`R`; it averages over about
         :math:`1/(1-\rho)` cycles.
@@ -321,16 +323,16 @@ class AdaptiveETKF(ETKF):
     Notes
     -----
     ``result.extras`` holds ``"R"`` (the diagonal of :math:`R_k` at every analysis,
-    shape (J, p)) and ``"inflation"`` (:math:`\Delta_k`, shape (J,)), the values *used* at
+    shape (J, p)) and ``"cov_inflation"`` (:math:`\Delta_k`, shape (J,)), the values *used* at
     each analysis, and ``"trace_HPH"``, :math:`\operatorname{tr}(HP^fH^\top)` of the
     uninflated forecast ensemble (J,).  With ``estimate_R=False`` and
-    ``adapt_inflation=False`` it is an ETKF with fixed forecast inflation
-    ``inflation0``, which :func:`desroziers_iteration` runs.  The inherited ``inflation`` argument of :class:`~dalib.da.ETKF`
-    (posterior inflation of the anomalies) is left at 1.
+    ``adapt_inflation=False`` it is an ETKF with a fixed forecast covariance inflation
+    ``cov_inflation0``, which :func:`desroziers_iteration` runs.  The inherited
+    ``inflation`` of :class:`~dalib.da.ETKF` (the factor on the analysis anomalies) is 1.
     """
 
     def __init__(self, N: int, *, R0=None, estimate_R: bool = True,
-                 adapt_inflation: bool = True, inflation0: float = 1.0,
+                 adapt_inflation: bool = True, cov_inflation0: float = 1.0,
                  memory: float = 0.98, inflation_memory: float = 0.98,
                  R_structure: str = "scalar", inflation_bounds=(1.0, 10.0),
                  spinup: int = 50, additive=None):
@@ -340,7 +342,7 @@ class AdaptiveETKF(ETKF):
                 raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
         if R_structure not in ("scalar", "diag"):
             raise ValueError(f"R_structure must be 'scalar' or 'diag', got {R_structure!r}")
-        check_positive(inflation0, "inflation0")
+        check_positive(cov_inflation0, "cov_inflation0")
         lo, hi = inflation_bounds
         if not 0 < lo < hi:
             raise ValueError(f"inflation_bounds must satisfy 0 < low < high, got "
@@ -348,7 +350,7 @@ class AdaptiveETKF(ETKF):
         self.R0 = R0
         self.estimate_R = bool(estimate_R)
         self.adapt_inflation = bool(adapt_inflation)
-        self.inflation0 = float(inflation0)
+        self.cov_inflation0 = float(cov_inflation0)
         self.memory = float(memory)
         self.inflation_memory = float(inflation_memory)
         self.R_structure = R_structure
@@ -371,7 +373,7 @@ class AdaptiveETKF(ETKF):
         r = R0.diagonal(xp)
         if self.R_structure == "scalar":
             r = xp.full((ssm.p,), float(xp.mean(r)), dtype=xp.float64)
-        return AdaptiveState(E, r, self.inflation0)
+        return AdaptiveState(E, r, self.cov_inflation0)
 
     def forecast(self, s, ssm, rng):
         return dataclasses.replace(s, E=super().forecast(s.E, ssm, rng))
@@ -424,5 +426,5 @@ class AdaptiveETKF(ETKF):
     def extras(self, s):
         xp = namespace(s.E)
         return {"R": xp.stack(s.hist_r),
-                "inflation": xp.asarray(s.hist_delta, dtype=xp.float64),
+                "cov_inflation": xp.asarray(s.hist_delta, dtype=xp.float64),
                 "trace_HPH": xp.asarray(s.hist_hph, dtype=xp.float64)}

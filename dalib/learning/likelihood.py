@@ -239,7 +239,7 @@ def _stop_gradient(xp):
 
 
 def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
-                inflation=1.0, analysis: str = "enkf", localization=None,
+                forecast_inflation=1.0, analysis: str = "enkf", localization=None,
                 truncate: int | None = None, details: bool = False):
     r"""EnKF approximation of the log-likelihood :math:`\log\P(\Ydag \mid \vartheta)`, eq. (6).
 
@@ -273,9 +273,9 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
     Q : covariance-like or None
         Model error covariance (``None``: no model noise).  A traced scalar is allowed,
         to learn :math:`Q = qI`.
-    inflation : float
-        Multiplicative inflation of the forecast anomalies (applied before the likelihood
-        and the analysis).
+    forecast_inflation : float
+        Factor on the *forecast* anomalies, applied before the likelihood and the analysis
+        (``inflation`` in dalib always means the analysis anomalies; see the notation page).
     analysis : {"enkf", "etkf"}
         Perturbed-observation EnKF (default; differentiable for any ``N``) or ETKF.  The
         ETKF's symmetric square root uses an eigendecomposition whose derivative is
@@ -314,7 +314,7 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
             f"(J, N, p)=({J}, {N}, {p}); got {tuple(noise.z0.shape)}, "
             f"{tuple(noise.zq.shape)}, {tuple(noise.zr.shape)}"
         )
-    check_positive(inflation, "inflation")
+    check_positive(forecast_inflation, "forecast_inflation")
     xp = namespace(y, m0)
     R = as_covariance(R, "R", d=p)
     C0 = as_covariance(C0, "C0", d=d)
@@ -340,8 +340,8 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
         if Q is not None:
             E = E + Q.sqrt_matmul(zq)
         mf = xp.mean(E, axis=0)
-        if not (isinstance(inflation, (int, float)) and inflation == 1.0):
-            E = inflate_anomalies(E, inflation, xp)
+        if not (isinstance(forecast_inflation, (int, float)) and forecast_inflation == 1.0):
+            E = inflate_anomalies(E, forecast_inflation, xp)
         inc = ensemble_log_evidence(E, yj, h, R)
         if analysis == "enkf":
             E = enkf_analysis(E, yj, h, R, ReplayRNG(zr), localization=localization)
