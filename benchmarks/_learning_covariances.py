@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 
 import dalib  # noqa: E402
+from dalib.da import assimilate  # noqa: E402
 from dalib.learning import (  # noqa: E402
     AdaptiveETKF,
     desroziers_iteration,
@@ -44,7 +45,6 @@ from dalib.learning import (  # noqa: E402
     em_linear_gaussian,
     enks_pass,
 )
-from dalib.da import assimilate  # noqa: E402
 
 
 def _target(name, target, tolerance, measured, passed):

@@ -95,7 +95,7 @@ class Covariance:
     def _check_vec(self, b, name="b"):
         return check_array(b, name, last=self.d, finite=False)
 
-    def scaled(self, a) -> "Covariance":  # pragma: no cover - abstract
+    def scaled(self, a) -> Covariance:  # pragma: no cover - abstract
         """The covariance ``a * C`` for a positive scalar ``a``."""
         raise NotImplementedError
 

@@ -44,7 +44,9 @@ __all__ = ["least_squares_mstep", "expectation_maximization", "ModelEMResult"]
 
 def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: float = 0.0,
                         chunk: int = 2048):
-    r"""Fit :math:`\vartheta` to pairs by Gauss-Newton: :math:`\min \sum_i \|X_{1,i} - \mathcal M_\vartheta(X_{0,i})\|^2`.
+    r"""Fit :math:`\vartheta` to pairs by Gauss-Newton.
+
+    :math:`\min \sum_i \|X_{1,i} - \mathcal M_\vartheta(X_{0,i})\|^2`.
 
     Each step linearises :math:`\mathcal M_\vartheta` in :math:`\vartheta` with the
     sensitivity :math:`S_i = \partial\mathcal M_\vartheta(X_{0,i})/\partial\vartheta`

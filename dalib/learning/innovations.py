@@ -98,7 +98,7 @@ def desroziers_statistics(d_ob, d_oa, *, burn_in: int = 0) -> DesroziersStatisti
     if burn_in >= d_ob.shape[0]:
         raise ValueError(f"burn_in ({burn_in}) must be smaller than the number of times "
                          f"({d_ob.shape[0]})")
-    xp = namespace(d_ob, d_oa)
+    namespace(d_ob, d_oa)  # refuses arrays of two backends
     ob, oa = d_ob[burn_in:, :], d_oa[burn_in:, :]
     n = int(ob.shape[0])
     ab = ob - oa

@@ -31,8 +31,9 @@ steps, it runs on JAX arrays, where ``jax.grad`` differentiates it and the cycle
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import (
@@ -89,7 +90,7 @@ class FilterNoise:
         """Number of cycles."""
         return int(self.zq.shape[0])
 
-    def to(self, xp) -> "FilterNoise":
+    def to(self, xp) -> FilterNoise:
         """The same numbers on backend ``xp`` (so NumPy and JAX runs can be compared)."""
         return FilterNoise(asarray(self.z0, xp), asarray(self.zq, xp), asarray(self.zr, xp))
 
