@@ -125,19 +125,19 @@ class ModelEMResult:
         The last iterate :math:`\vartheta_L`.
     q : float
         The last model-error variance :math:`q_L`.
-    thetas : list of arrays
+    thetas : array, shape (L + 1, K)
         :math:`\vartheta_0, \dots, \vartheta_L`.
-    qs : list of float
+    qs : array, shape (L + 1,)
         :math:`q_0, \dots, q_L`.
-    rmse : list of float
+    rmse : array, shape (L,)
         RMSE of the smoother mean against ``twin.x`` in each E-step.
     """
 
     theta: Any
     q: float
-    thetas: list
-    qs: list
-    rmse: list
+    thetas: Any
+    qs: Any
+    rmse: Any
 
 
 def expectation_maximization(twin, family, theta0, q0: float, *, N: int, n_iter: int,
@@ -234,4 +234,6 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, n_iter:
             q = max(float(q_new), 1e-8)
         thetas.append(theta)
         qs.append(q)
-    return ModelEMResult(theta, q, thetas, qs, rmses)
+    return ModelEMResult(theta, q, xp.stack([xp.asarray(t) for t in thetas]),
+                         xp.asarray(qs, dtype=xp.float64),
+                         xp.asarray(rmses, dtype=xp.float64))

@@ -207,6 +207,12 @@ class LoglikDetails:
         :math:`\\log \\P(y_j \\mid y_{1:j-1})` for ``j = 1..J``.
     forecast, analysis : array, shape (J, d)
         Forecast and analysis ensemble means at ``j = 1..J``.
+
+    Notes
+    -----
+    Unlike :class:`~dalib.da.AssimilationResult`, whose series start with the prior at
+    ``j = 0`` (shape ``(J + 1, d)``), these follow the ``J`` terms of the log-likelihood:
+    ``forecast[j - 1]`` is the forecast mean at time ``j``, as ``y[j - 1]`` observes it.
     """
 
     loglik: Any
