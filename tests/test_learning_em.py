@@ -87,7 +87,8 @@ def test_em_with_the_smoother_mean_runs():
     family = DictionaryModel(LocalDictionary.polynomial(1, 1), d=d, dt=0.05)
     res = expectation_maximization(twin, family, np.zeros(4), 1.0, N=10, n_iter=1,
                                    rng=0, use_ensemble=False, learn_q=False)
-    assert res.qs == [1.0, 1.0] and np.all(np.isfinite(res.theta))
+    assert npy(res.qs).tolist() == [1.0, 1.0] and np.all(np.isfinite(res.theta))
+    assert res.thetas.shape == (2, 4) and res.rmse.shape == (1,)
     with pytest.raises(TypeError, match="twin must be a TwinExperiment"):
         expectation_maximization(twin.y, family, np.zeros(4), 1.0, N=10, n_iter=1,
                                  rng=0)
