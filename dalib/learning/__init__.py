@@ -28,7 +28,7 @@ from . import (
     innovations,
     likelihood,
 )
-from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
+from .augmentation import AugmentedEnKF, AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
     CovarianceEMResult,
@@ -40,11 +40,13 @@ from .covariances import (
     expected_loglik,
     m_step,
     smoother_statistics,
+    squarem,
 )
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
 from .innovations import (
     AdaptiveETKF,
+    AdaptiveState,
     DesroziersIteration,
     DesroziersStatistics,
     adaptive_inflation_estimate,
@@ -81,6 +83,7 @@ __all__ = [
     "ensemble_log_evidence",
     "maximize_likelihood",
     "value_and_grad",
+    "AugmentedEnKF",
     "AugmentedObservation",
     "AugmentedResult",
     "augmented_enkf",
@@ -102,6 +105,7 @@ __all__ = [
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",
+    "squarem",
     # the error covariances: innovation statistics
     "DesroziersStatistics",
     "DesroziersIteration",
@@ -109,4 +113,5 @@ __all__ = [
     "desroziers_iteration",
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
+    "AdaptiveState",
 ]
