@@ -36,8 +36,12 @@ html: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) tools/execute_notebooks.py --all
 
-## test: unit tests on every backend, notebook checks, the book build and a browser test
+## test: lint, doctests, unit tests on every backend, notebook checks, the book build and a
+## browser test
 test: $(STAMP)
+	$(PY) -m ruff check dalib tests tools benchmarks
+	$(PY) -m pytest -p no:cacheprovider --doctest-modules dalib \
+		--ignore=dalib/models/_lorenz96_cupy.py
 	$(PY) -m pytest tests --ignore=tests/browser
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
 		-p no:cacheprovider book/*.ipynb
