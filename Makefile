@@ -39,11 +39,14 @@ notebooks: $(STAMP)
 NBVAL := $(PY) -m pytest --nbval --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider
 
-## test: unit tests on every backend, notebook checks (native and on a reduced instruction
-## set), the book build and a browser test
+## test: lint, doctests, unit tests on every backend, notebook checks (native and on a
+## reduced instruction set, in parallel), the book build and a browser test
 test: $(STAMP)
+	$(PY) -m ruff check dalib tests tools benchmarks
+	$(PY) -m pytest -p no:cacheprovider --doctest-modules dalib \
+		--ignore=dalib/models/_lorenz96_cupy.py
 	$(PY) -m pytest tests --ignore=tests/browser
-	$(MAKE) --no-print-directory nbval nbval-reduced-isa
+	$(MAKE) --no-print-directory -j2 nbval nbval-reduced-isa
 	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(MAKE) --no-print-directory html
 	$(PY) -m pytest -p no:cacheprovider tests/browser

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np  # noqa: E402
 
 import dalib  # noqa: E402
+from dalib.da import assimilate  # noqa: E402
 from dalib.learning import (  # noqa: E402
     AdaptiveETKF,
     desroziers_iteration,
@@ -44,7 +45,6 @@ from dalib.learning import (  # noqa: E402
     em_linear_gaussian,
     enks_pass,
 )
-from dalib.da import assimilate  # noqa: E402
 
 
 def _target(name, target, tolerance, measured, passed):
@@ -102,7 +102,7 @@ def enks_em(quick: bool) -> list[dict]:
 def innovations(quick: bool) -> list[dict]:
     l96 = dalib.setups.lorenz96()
     twin = l96.simulate(500, rng=1)
-    it = desroziers_iteration(twin, 4.0, 2, rng=2, N=20, inflation=1.05)
+    it = desroziers_iteration(twin, 4.0, 2, rng=2, N=20, cov_inflation=1.05)
     r_iter = float(it.R_history[-1, 0])
     cycles = 1500 if quick else 3000
     seeds = [1] if quick else [1, 2, 3]
@@ -110,7 +110,7 @@ def innovations(quick: bool) -> list[dict]:
     for seed in seeds:
         tw = l96.simulate(cycles, rng=seed)
         for R0 in (4.0, 0.25):
-            res = assimilate(AdaptiveETKF(N=20, R0=R0, inflation0=1.1), tw, rng=10 + seed)
+            res = assimilate(AdaptiveETKF(N=20, R0=R0, cov_inflation0=1.1), tw, rng=10 + seed)
             errors.append(abs(float(res.extras["R"][cycles // 3:, 0].mean()) - 1.0))
     return [
         _target("Desroziers iteration in an ETKF, Lorenz-96, inflation 1.05: R "

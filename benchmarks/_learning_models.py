@@ -98,7 +98,7 @@ def _loglik_F(theta, y, noise, cut):
     xp = dalib.namespace(y)
     M = RK4Map(Lorenz96(40, theta[0]), 0.05)
     ll = enkf_loglik(M, y, ssm.h, ssm.R, dalib.asarray(ssm.m0, xp), 1.0, noise,
-                     inflation=1.05, analysis="etkf", truncate=cut)
+                     forecast_inflation=1.05, analysis="etkf", truncate=cut)
     return ll / y.shape[0]
 
 
@@ -113,7 +113,7 @@ def forcing_adenkf(quick):
         twin = ssm.simulate(J, rng=300 + k)
         noise = draw_noise(20, 40, ssm.p, J, rng=400 + k).to("jax")
         res = maximize_likelihood(_loglik_F, [6.0], (jnp.asarray(twin.y), noise,
-                                                     jnp.asarray(cut)), steps=40, lr=0.3)
+                                                     jnp.asarray(cut)), n_iter=40, lr=0.3)
         est.append(res.theta[0])
     err = abs(np.mean(est) - 8.0)
     return _row(f"L96 forcing by AD-EnKF (every 2nd observed, J={J}, {runs} seeds)",
@@ -139,7 +139,7 @@ def lorenz63_adenkf(quick):
         twin = ssm.simulate(J, rng=500 + k)
         noise = draw_noise(20, 3, 2, J, rng=600 + k).to("jax")
         res = maximize_likelihood(_loglik_63_trunc, [8.0, 24.0, 2.0],
-                                  (jnp.asarray(twin.y), noise), steps=60, lr=0.3)
+                                  (jnp.asarray(twin.y), noise), n_iter=60, lr=0.3)
         est.append(res.theta)
     mean = np.mean(est, axis=0)
     rel = np.abs(mean / np.array([10.0, 28.0, 8 / 3]) - 1).max()
@@ -172,7 +172,7 @@ def _dictionary_problem(J, seed=31):
     lib = LocalDictionary.polynomial(degree=2, stencil=2)
     family = DictionaryModel(lib, d=40, dt=0.05)
     naive, q0 = least_squares_mstep(family, np.zeros(lib.K), twin.y[:-1], twin.y[1:],
-                                    iterations=3)
+                                    n_iter=3)
     return ssm, twin, lib, family, naive, float(q0)
 
 
@@ -181,7 +181,7 @@ def dictionary_em(quick):
     ssm, twin, lib, family, naive, q0 = _dictionary_problem(J)
     # A fixed-lag smoother pairs x_j and x_{j+1} that saw different observations; a lag of
     # 30 cycles makes that bias negligible (with the default 10 EM stalls near 0.1).
-    res = expectation_maximization(twin, family, naive, q0, N=N, iterations=iters, rng=32,
+    res = expectation_maximization(twin, family, naive, q0, N=N, n_iter=iters, rng=32,
                                    inflation=1.05 if N < 40 else 1.02, members=members,
                                    lag=30)
     last = 5 if not quick else 1
@@ -205,13 +205,13 @@ def dictionary_adenkf(quick):
 
     def loglik(theta, y, noise):
         ll = enkf_loglik(family(theta[:-1]), y, ssm.h, ssm.R, jnp.asarray(ssm.m0), 1.0,
-                         noise, Q=jnp.exp(theta[-1]), inflation=1.02, analysis="etkf",
+                         noise, Q=jnp.exp(theta[-1]), forecast_inflation=1.02, analysis="etkf",
                          truncate=10)
         return ll / y.shape[0]
 
     noise = draw_noise(20, 40, 40, J, rng=33).to("jax")
     res = maximize_likelihood(loglik, np.append(naive, np.log(q0)),
-                              (jnp.asarray(twin.y), noise), steps=steps, lr=0.3,
+                              (jnp.asarray(twin.y), noise), n_iter=steps, lr=0.3,
                               precondition=P)
     last = 1 if quick else 20
     theta = np.mean([h[:-1] for h in res.history[-last:]], axis=0)
@@ -235,7 +235,7 @@ def model_correction(quick):
                                  truth.y[:J_train])
     test = dalib.TwinExperiment(ssm, truth.t[J_train:], X[J_train:], truth.y[J_train:])
     family = CorrectedModel(M_approx, LocalDictionary([(), (0,), (0, 0), (0, 0, 0)]), 36)
-    res = expectation_maximization(train, family, np.zeros(4), 0.1, N=20, iterations=4,
+    res = expectation_maximization(train, family, np.zeros(4), 0.1, N=20, n_iter=4,
                                    rng=42, inflation=1.05)
     M_corr = family(res.theta)
     starts = np.arange(0, J_test - 20, 6)

@@ -59,12 +59,11 @@ def _import_dapper(full_stats=False):
     With ``full_stats`` DAPPER keeps its default statistics (spread, CRPS, skewness,
     kurtosis, spectral diagnostics, ...); only plotting and progress bars stay off.
     """
-    import numpy as np
-
     import dapper
     import dapper.da_methods as da
     import dapper.mods as modelling
     import dapper.tools.progressbar as progressbar
+    import numpy as np
     from dapper.dpr_config import rc
     from dapper.tools.localization import nd_Id_localization
     from dapper.tools.seeding import set_seed

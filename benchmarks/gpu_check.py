@@ -274,7 +274,7 @@ def main(argv=None):
         device_label = f"CPU ({platform.processor() or platform.machine()}, " \
                        f"{os.cpu_count()} cores)"
         xp = dalib.get_namespace("numpy")
-    date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     report = Report()
     report(f"dalib GPU check: {device_label}")
     report(f"date {date}; command: {command}")

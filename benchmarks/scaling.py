@@ -491,7 +491,7 @@ def main(argv=None):
 
         result = run_backend(backend, mode, log)
         result.update(command=command, mode=mode, backend=backend, device=device_name(backend),
-                      date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                      date=datetime.datetime.now(datetime.UTC).isoformat(
                           timespec="seconds"),
                       machine=machine(backend), radius=RADIUS,
                       clock=("wall time" if backend == "cupy" else "process CPU time"),

@@ -21,8 +21,8 @@ products ``jvp(g, v)`` (:math:`Df(g)v`, any number of columns) and ``vjp(g, w)``
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ._validate import check_array
 from .backend import device, namespace, to_numpy

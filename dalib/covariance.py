@@ -117,7 +117,7 @@ class Covariance(abc.ABC):
         """The full ``(d, d)`` matrix (small problems only)."""
 
     @abc.abstractmethod
-    def scaled(self, a) -> "Covariance":
+    def scaled(self, a) -> Covariance:
         """The covariance ``a * C`` for a positive scalar ``a``."""
 
     def sample(self, rng, shape=()):

@@ -90,7 +90,9 @@ def rmse(estimate, truth):
 def spread(E):
     r"""Ensemble spread: the root of the mean (over components) ensemble variance.
 
-    .. math:: \mathrm{spread} = \Big(\frac1d\sum_i \frac{1}{N-1}\sum_n (E_{n,i} - \bar E_i)^2\Big)^{1/2}
+    .. math::
+        \mathrm{spread} = \Big(\frac1d\sum_i \frac{1}{N-1}\sum_n (E_{n,i} - \bar E_i)^2
+        \Big)^{1/2}
 
     For a reliable ensemble the spread matches the RMSE of the ensemble mean (up to a factor
     :math:`\sqrt{(N+1)/N}`).

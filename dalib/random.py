@@ -123,7 +123,7 @@ class Generator:
             return self._cupy_draw(self._gen.random, shape, dtype)
         return self.xp.astype(self._host(self._gen.random(shape)), dtype)
 
-    def spawn(self, n: int) -> list["Generator"]:
+    def spawn(self, n: int) -> list[Generator]:
         """``n`` independent child generators on the same backend and device."""
         import numpy as np
 

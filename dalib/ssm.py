@@ -13,10 +13,11 @@ scored against the truth it never saw.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
-from ._validate import check_array, check_int, check_positive
+from ._validate import check_array, check_int, check_positive, owned_copy
 from .backend import device, namespace
 from .covariance import as_covariance
 from .observations import ObservationOperator
@@ -62,6 +63,7 @@ class StateSpaceModel:
 
     def __post_init__(self):
         check_array(self.m0, "m0", ndim=1)
+        object.__setattr__(self, "m0", owned_copy(self.m0))  # later edits cannot bypass this
         d = int(self.m0.shape[0])
         if getattr(self.M, "d", d) != d:
             raise ValueError(f"M acts on dimension {self.M.d} but m0 has dimension {d}")
@@ -95,7 +97,7 @@ class StateSpaceModel:
         """Array namespace of this model (that of ``m0``)."""
         return namespace(self.m0)
 
-    def replace(self, **changes) -> "StateSpaceModel":
+    def replace(self, **changes) -> StateSpaceModel:
         """A copy with some fields changed, e.g. ``ssm.replace(R=2.0)``."""
         return replace(self, **changes)
 
@@ -111,7 +113,7 @@ class StateSpaceModel:
         y = self.h(x)
         return y + self.R.sample(rng, y.shape[:-1])
 
-    def simulate(self, J: int, rng, x0=None) -> "TwinExperiment":
+    def simulate(self, J: int, rng, x0=None) -> TwinExperiment:
         r"""Draw a truth :math:`x^t_{0:J}` and observations :math:`y^\dagger_{1:J}`.
 
         Parameters

@@ -236,7 +236,16 @@ def _ssm(xp, **changes):
     return StateSpaceModel(**kw)
 
 
+def _ssm_keeps_a_copy_of_m0(xp):
+    m0 = arr(xp, np.zeros(3))
+    ssm = _ssm(xp, m0=m0)
+    if mutable(xp):
+        m0[0] = NAN
+    np.testing.assert_array_equal(npy(ssm.m0), np.zeros(3))
+
+
 SSM_CASES = [
+    ("m0 copied", _ssm_keeps_a_copy_of_m0, None, None),
     ("h dimension", lambda xp: _ssm(xp, h=Identity(4)), ValueError, r"h acts on dimension 4"),
     ("h wrong size", lambda xp: _ssm(xp, h=_ShortOperator()), ValueError,
      r"h must map a state .* h\(m0\) has shape \(2,\)"),

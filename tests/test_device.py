@@ -246,8 +246,8 @@ def test_cupy_cycle_without_synchronisation(case):  # pragma: no cover - needs a
 def test_fused_lorenz96_kernel_matches_generic_code():  # pragma: no cover - needs a GPU
     import cupy
 
-    from dalib.models.fused import use_fused_kernels
     from dalib.models import Lorenz96, RK4Map
+    from dalib.models.fused import use_fused_kernels
 
     rng = np.random.default_rng(0)
     for d, shape, dtype, tol in ((40, (20,), "float64", 1e-13), (1001, (3, 5), "float64",

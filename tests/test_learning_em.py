@@ -27,7 +27,7 @@ def test_gauss_newton_recovers_exact_coefficients(xp):
     X0, X1 = _pairs(family, true)
     theta, q = least_squares_mstep(family, dalib.asarray(np.zeros(21), xp),
                                    dalib.asarray(X0, xp), dalib.asarray(X1, xp),
-                                   iterations=4, chunk=16)
+                                   n_iter=4, chunk=16)
     np.testing.assert_allclose(npy(theta), true, atol=1e-9)
     assert float(q) < 1e-18
 
@@ -40,7 +40,7 @@ def test_linear_family_is_solved_in_one_step(xp):
     X1 = X1 + 0.01 * np.random.default_rng(1).standard_normal(X1.shape)
     theta, q = least_squares_mstep(family, dalib.asarray(np.zeros(4), xp),
                                    dalib.asarray(X0, xp), dalib.asarray(X1, xp),
-                                   iterations=1)
+                                   n_iter=1)
     Phi = np.asarray(cubic.features(X0))  # (n, K, d)
     A = Phi.transpose(0, 2, 1).reshape(-1, 4)
     r = (X1 - np.asarray(RK4Map(Lorenz96(d, 8.0), 0.05)(X0))).ravel()
@@ -70,8 +70,8 @@ def test_em_improves_on_regressing_the_observations():
     family = DictionaryModel(lib, d=d, dt=0.05)
     true = npy(lib.lorenz96(8.0))
     naive, q0 = least_squares_mstep(family, np.zeros(21), twin.y[:-1], twin.y[1:],
-                                    iterations=3)
-    res = expectation_maximization(twin, family, naive, float(q0), N=20, iterations=6,
+                                    n_iter=3)
+    res = expectation_maximization(twin, family, naive, float(q0), N=20, n_iter=6,
                                    rng=2, inflation=1.05)
     err_naive = np.abs(naive - true).max()
     errors = [np.abs(t - true).max() for t in res.thetas]
@@ -85,9 +85,10 @@ def test_em_with_the_smoother_mean_runs():
     d = 8
     twin = dalib.setups.lorenz96(d=d).simulate(50, rng=1)
     family = DictionaryModel(LocalDictionary.polynomial(1, 1), d=d, dt=0.05)
-    res = expectation_maximization(twin, family, np.zeros(4), 1.0, N=10, iterations=1,
+    res = expectation_maximization(twin, family, np.zeros(4), 1.0, N=10, n_iter=1,
                                    rng=0, use_ensemble=False, learn_q=False)
-    assert res.qs == [1.0, 1.0] and np.all(np.isfinite(res.theta))
+    assert npy(res.qs).tolist() == [1.0, 1.0] and np.all(np.isfinite(res.theta))
+    assert res.thetas.shape == (2, 4) and res.rmse.shape == (1,)
     with pytest.raises(TypeError, match="twin must be a TwinExperiment"):
-        expectation_maximization(twin.y, family, np.zeros(4), 1.0, N=10, iterations=1,
+        expectation_maximization(twin.y, family, np.zeros(4), 1.0, N=10, n_iter=1,
                                  rng=0)

@@ -76,24 +76,48 @@ def test_desroziers_iteration_fixed_point_depends_on_the_background():
     # true R = 1; with no inflation the ensemble underestimates B and R comes out too big.
     ssm = dalib.setups.lorenz96(d=20)
     tw = ssm.simulate(400, rng=3)
-    good = desroziers_iteration(tw, 4.0, 3, rng=1, N=20, inflation=1.1)
+    good = desroziers_iteration(tw, 4.0, 3, rng=1, N=20, cov_inflation=1.1)
     r = npy(good.R_history)[:, 0]
     assert r.shape == (4,) and r[0] == 4.0
     assert abs(r[-1] - 1.0) < 0.15, r
-    bad = desroziers_iteration(tw, 1.0, 2, rng=1, N=6, inflation=1.0)
+    bad = desroziers_iteration(tw, 1.0, 2, rng=1, N=6, cov_inflation=1.0)
     assert npy(bad.R_history)[-1, 0] > 1.2
 
 
 def test_adaptive_etkf_learns_R_on_lorenz96():
     ssm = dalib.setups.lorenz96()
     tw = ssm.simulate(900, rng=1)
-    res = assimilate(AdaptiveETKF(N=20, R0=4.0, inflation0=1.1), tw, rng=11)
+    res = assimilate(AdaptiveETKF(N=20, R0=4.0, cov_inflation0=1.1), tw, rng=11)
     r = npy(res.extras["R"])
     assert r.shape == (900, 40)
     assert abs(r[300:, 0].mean() - 1.0) < 0.1
-    infl = npy(res.extras["inflation"])
+    infl = npy(res.extras["cov_inflation"])
     assert infl.shape == (900,) and infl[0] == 1.1 and 1.0 < infl[300:].mean() < 2.0
     assert res.rmse(burn_in=300) < 0.5
+
+
+def test_one_adaptive_etkf_serves_interleaved_runs():
+    """The estimates live in the state the driver carries, not on the method object."""
+    ssm = dalib.setups.lorenz96(d=10)
+    tw1, tw2 = ssm.simulate(30, rng=1), ssm.simulate(20, rng=2)
+    method = AdaptiveETKF(N=8, R0=2.0, spinup=3)
+    ref1 = assimilate(AdaptiveETKF(N=8, R0=2.0, spinup=3), tw1, rng=5)
+    ref2 = assimilate(AdaptiveETKF(N=8, R0=2.0, spinup=3), tw2, rng=6)
+    # a second run started with the same object while the first one is half-way
+    g1, g2 = dalib.default_rng(5), dalib.default_rng(6)
+    s1, s2 = method.init(ssm, g1), method.init(ssm, g2)
+    for j in range(20):
+        s1 = method.analysis(method.forecast(s1, ssm, g1), tw1.y[j], ssm, g1)
+        s2 = method.analysis(method.forecast(s2, ssm, g2), tw2.y[j], ssm, g2)
+    np.testing.assert_array_equal(npy(method.moments(s2)[0]), npy(ref2.analysis[-1]))
+    np.testing.assert_array_equal(npy(method.extras(s2)["R"]), npy(ref2.extras["R"]))
+    for j in range(20, 30):
+        s1 = method.analysis(method.forecast(s1, ssm, g1), tw1.y[j], ssm, g1)
+    np.testing.assert_array_equal(npy(method.moments(s1)[0]), npy(ref1.analysis[-1]))
+    np.testing.assert_array_equal(npy(method.extras(s1)["cov_inflation"]),
+                                  npy(ref1.extras["cov_inflation"]))
+    again = assimilate(method, tw1, rng=5)
+    np.testing.assert_array_equal(npy(again.analysis), npy(ref1.analysis))
 
 
 def test_adaptive_etkf_runs_on_every_backend(xp):

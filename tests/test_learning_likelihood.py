@@ -160,7 +160,7 @@ def test_maximize_likelihood_finds_a_known_maximum():
 
     c = jnp.asarray([1.0, 10.0])
     for method in ("adam", "lbfgs"):
-        res = maximize_likelihood(objective, np.zeros(2), (c,), method=method, steps=300,
+        res = maximize_likelihood(objective, np.zeros(2), (c,), method=method, n_iter=300,
                                   lr=0.1, lr_final=0.001)
         assert np.allclose(res.theta, [1.0, -2.0], atol=1e-3), method
         assert res.loglik_history[-1] >= res.loglik_history[0]
@@ -178,7 +178,7 @@ def test_maximize_likelihood_with_a_preconditioner():
         return -0.5 * r @ jnp.asarray(A) @ r
 
     P = np.linalg.inv(np.linalg.cholesky(A)).T  # P^T A P = I
-    res = maximize_likelihood(objective, np.zeros(2), method="adam", steps=300, lr=1.0,
+    res = maximize_likelihood(objective, np.zeros(2), method="adam", n_iter=300, lr=1.0,
                               lr_final=0.01, precondition=P)
     assert np.allclose(res.theta, [1.0, 1.0], atol=1e-2)
     assert npy(res.history[0]).shape == (2,)

@@ -42,7 +42,7 @@ from . import (
     smoothers,
     var3d,
 )
-from .cycling import assimilate, progress_enabled
+from .cycling import Cycled, assimilate, cycle, progress_enabled
 from .ekf import ExtendedKF, ekf_analysis, ekf_forecast, model_jacobian
 from .enkf import (
     ETKF,
@@ -100,12 +100,14 @@ from .particle import (
 )
 from .reanalyses import lorenz96_reanalysis
 from .result import AssimilationResult, FilterDivergenceError, FilterDivergenceWarning
-from .smoothers import enks, reanalysis
+from .smoothers import EnKS, SmootherState, enks, reanalysis
 from .var3d import ThreeDVar, steady_state_covariance, var3d_analysis, var3d_gain
 
 __all__ = [
     # driver and results
     "assimilate",
+    "cycle",
+    "Cycled",
     "progress_enabled",
     "AssimilationResult",
     "FilterDivergenceError",
@@ -178,6 +180,8 @@ __all__ = [
     "fourdvar_analysis",
     "FourDVarResult",
     "cycled_fourdvar",
+    "EnKS",
+    "SmootherState",
     "enks",
     "reanalysis",
     "lorenz96_reanalysis",

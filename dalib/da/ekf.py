@@ -98,12 +98,15 @@ def ekf_analysis(m, C, y, h, R):
 
 
 class ExtendedKF(Method):
-    """Extended Kalman filter (:mod:`dalib.da.ekf`).
+    r"""Extended Kalman filter (:mod:`dalib.da.ekf`).
 
     Parameters
     ----------
     inflation : float
-        Multiplicative inflation: the forecast covariance is multiplied by ``inflation**2``.
+        Multiplicative inflation :math:`\alpha`: the analysis covariance is multiplied by
+        :math:`\alpha^2` before it is propagated,
+        :math:`\hat C = \alpha^2\, D\mathcal M\, C\, D\mathcal M^\top + Q`, the same as
+        multiplying the analysis anomalies by :math:`\alpha` in the ensemble filters.
     additive : covariance-like, optional
         Added to the forecast covariance (on top of ``Q``).
     """

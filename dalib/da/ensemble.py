@@ -6,8 +6,10 @@ optional additive inflation) and computes the moments; the ensemble Kalman filte
 (:class:`~dalib.da.enkf.ETKF`, :class:`~dalib.da.enkf.EnKF`,
 :class:`~dalib.da.localization.LETKF`) add their analysis.
 
-Multiplicative inflation follows the common convention of DAPPER: the analysis anomalies
-are multiplied by ``inflation`` (so the covariance by ``inflation**2``) after each analysis.
+Multiplicative inflation follows the common convention of DAPPER, and ``inflation`` means
+this everywhere in dalib: the analysis anomalies are multiplied by ``inflation`` (so the
+covariance by ``inflation**2``) after each analysis.  A factor on the forecast anomalies is
+called ``forecast_inflation`` and a factor on the forecast covariance ``cov_inflation``.
 """
 
 from __future__ import annotations

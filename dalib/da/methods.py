@@ -16,6 +16,10 @@ A *method* (a filter object) is a small adapter between the pure functions of
 itself calls the unvalidated internal functions.  ``init`` also precomputes what stays fixed
 over a run (a 3DVar gain, LETKF local observation sets, optimal-proposal matrices).
 
+Everything that *changes* during a run (the ensemble, adaptive estimates, their history)
+lives in the state that ``init`` returns and the driver carries, never on the method
+object (see :class:`~dalib.learning.innovations.AdaptiveState`).
+
 Each filter object lives beside its algorithm:
 
 - :class:`~dalib.da.ensemble.EnsembleMethod` (the shared ensemble forecast and moments) and

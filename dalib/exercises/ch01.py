@@ -20,7 +20,8 @@ def check_lorenz63_rhs(rhs):
     out = call_answer(rhs, x[0])
     out = np.asarray(to_numpy(out), dtype=float)
     if out.shape != (3,):
-        raise Wrong(f"rhs(x) for one state x of shape (3,) should have shape (3,), got {out.shape}.")
+        raise Wrong(f"rhs(x) for one state x of shape (3,) should have shape (3,), "
+                    f"got {out.shape}.")
     expected = Lorenz63().rhs(x[0])
     if not np.allclose(out, expected, rtol=1e-10, atol=1e-10):
         names = ["dx/dt", "dy/dt", "dz/dt"]
@@ -43,7 +44,8 @@ def check_observation_rmse(observation_rmse):
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise Wrong(f"observation_rmse should return one number, got {type(value).__name__}.") from None
+        raise Wrong(f"observation_rmse should return one number, "
+                    f"got {type(value).__name__}.") from None
     y, x = to_numpy(twin.y), to_numpy(twin.x)
     expected = float(np.mean(np.sqrt(np.mean((y - x[1:]) ** 2, axis=-1))))
     if np.isclose(value, float(np.mean(np.sqrt(np.mean((y - x[:-1]) ** 2, axis=-1)))), rtol=1e-6):

@@ -29,7 +29,7 @@ __all__ = [
 
 @exercise("ch03 ensemble moments")
 def check_ensemble_moments(ensemble_moments):
-    """Check ``ensemble_moments(E)`` returning the mean (d,), anomalies (N, d), covariance (d, d)."""
+    """Check ``ensemble_moments(E)``: the mean (d,), anomalies (N, d) and covariance (d, d)."""
     rng = np.random.default_rng(30)
     N, d = 4, 6
     E = rng.standard_normal((N, d)) * [1.0, 2.0, 0.5, 3.0, 1.5, 1.0] + np.arange(d)

@@ -28,7 +28,7 @@ from . import (
     innovations,
     likelihood,
 )
-from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
+from .augmentation import AugmentedEnKF, AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
     ConvergenceWarning,
@@ -41,11 +41,13 @@ from .covariances import (
     expected_loglik,
     m_step,
     smoother_statistics,
+    squarem,
 )
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
 from .innovations import (
     AdaptiveETKF,
+    AdaptiveState,
     DesroziersIteration,
     DesroziersStatistics,
     adaptive_inflation_estimate,
@@ -82,6 +84,7 @@ __all__ = [
     "ensemble_log_evidence",
     "maximize_likelihood",
     "value_and_grad",
+    "AugmentedEnKF",
     "AugmentedObservation",
     "AugmentedResult",
     "augmented_enkf",
@@ -104,6 +107,7 @@ __all__ = [
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",
+    "squarem",
     # the error covariances: innovation statistics
     "DesroziersStatistics",
     "DesroziersIteration",
@@ -111,4 +115,5 @@ __all__ = [
     "desroziers_iteration",
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
+    "AdaptiveState",
 ]

@@ -18,8 +18,9 @@ model from noisy observations.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
@@ -33,7 +34,8 @@ __all__ = ["AugmentedObservation", "AugmentedEnKF", "AugmentedResult", "augmente
 
 
 class AugmentedObservation(ObservationOperator):
-    r"""The observation operator of the augmented state: :math:`h_{\mathrm{aug}}(x, \vartheta) = h(x)`.
+    r"""The observation operator of the augmented state:
+    :math:`h_{\mathrm{aug}}(x, \vartheta) = h(x)`.
 
     Parameters
     ----------
@@ -167,7 +169,8 @@ class AugmentedEnKF(Method):
 
 
 def augmented_enkf(twin, model: Callable, theta_mean, theta_std, *, N: int, rng,
-                   param_noise=0.0, inflation: float = 1.0, analysis: str = "etkf") -> AugmentedResult:
+                   param_noise=0.0, inflation: float = 1.0,
+                   analysis: str = "etkf") -> AugmentedResult:
     r"""Run an EnKF on the augmented state :math:`(x, \vartheta)` of a twin experiment.
 
     Parameters

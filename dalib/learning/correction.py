@@ -16,8 +16,9 @@ smoother in the M-step of EM) is linear least squares: one Gauss-Newton step of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .._validate import check_array, check_int
 from .dictionary import LocalDictionary
@@ -27,7 +28,10 @@ __all__ = ["CorrectedModel", "CorrectedMap"]
 
 @dataclass(frozen=True)
 class CorrectedMap:
-    r"""The forecast map :math:`x \mapsto \mathcal M^{\mathrm{approx}}(x) + \Phi(x)^\top\vartheta`."""
+    r"""The corrected forecast map.
+
+    :math:`x \mapsto \mathcal M^{\mathrm{approx}}(x) + \Phi(x)^\top\vartheta`.
+    """
 
     M_approx: Callable
     features: LocalDictionary
@@ -86,7 +90,12 @@ class CorrectedModel:
         return CorrectedMap(self.M_approx, self.features, theta, self.d)
 
     def map_and_sensitivity(self, theta, x):
-        r""":math:`\mathcal M_\vartheta(x)` and :math:`\partial\mathcal M_\vartheta(x)/\partial\vartheta = \Phi(x)`, shape ``(..., K, d)``."""
+        r"""The forecast and its derivative in the parameters.
+
+        :math:`\mathcal M_\vartheta(x)` and
+        :math:`\partial\mathcal M_\vartheta(x)/\partial\vartheta = \Phi(x)`, shape
+        ``(..., K, d)``.
+        """
         check_array(x, "x", last=self.d, finite=False)
         Phi = self.features.features(x)
         return self(theta)(x), Phi

@@ -62,6 +62,7 @@ __all__ = [
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",
+    "squarem",
     "ConvergenceWarning",
 ]
 
@@ -645,19 +646,13 @@ def em_enks(ssm, y, n_iter: int = 20, *, N: int = 100, rng, estimate=("Q",),
     xp = namespace(ssm.m0)
     rng = default_rng(rng, xp)
     seed = int(float(rng.uniform(())) * 2**31) if crn else None
-    Qs, Rs, ll, means = [], [], [], []
-    last = {}
-
-    def estep(Q, R):
-        """One smoother pass at (Q, R): records it and returns the EM update."""
+    def estep(params):
+        """One smoother pass at ``params = (Q, R)``: its log-likelihood, the EM update and
+        the pass itself."""
+        Q, R = params
         current = ssm.replace(Q=Q, R=R)
         run = enks_pass(current, y, N, default_rng(seed, xp) if crn else rng, lag=lag,
                         obs_every=obs_every, inflation=inflation)
-        Qs.append(current.Q.to_dense(xp))
-        Rs.append(current.R.to_dense(xp))
-        ll.append(run.loglik)
-        means.append(run.mean)
-        last["run"], last["ssm"] = run, current
         Es = run.ensembles
         Qn, Rn = Q, R
         if "Q" in estimate:
@@ -668,61 +663,102 @@ def em_enks(ssm, y, n_iter: int = 20, *, N: int = 100, rng, estimate=("Q",),
             hE = ssm.h(xp.take(Es, xp.asarray(run.obs_times), axis=0))
             Rn = _structured(_project(_ensemble_second_moment(y[:, None, :] - hE, xp),
                                       R_structure, xp), R_structure, xp)
-        return run.loglik, Qn, Rn
+        return run.loglik, (Qn, Rn), (current, run)
 
     # estimated covariances travel as arrays of their structure, the others as given
     Q = _structured(ssm.Q.to_dense(xp), Q_structure, xp) if "Q" in estimate else ssm.Q
     R = _structured(ssm.R.to_dense(xp), R_structure, xp) if "R" in estimate else ssm.R
-    accepted = 0
     if not accelerate:
+        passes, accepted = [], 0
         for _ in range(n_iter):
-            _, Q, R = estep(Q, R)
+            _, (Q, R), done = estep((Q, R))
+            passes.append(done)
     else:
         # parameters as one vector of log-variances: theta = (log Q, log R) (estimated ones)
-        def pack(Q, R):
+        def pack(params):
             parts = [xp.reshape(xp.log(xp.asarray(C)), (-1,))
-                     for C, e in ((Q, "Q"), (R, "R")) if e in estimate]
+                     for C, e in zip(params, ("Q", "R")) if e in estimate]
             return xp.concat(parts)
 
         def unpack(theta):
-            out, k = {"Q": Q, "R": R}, 0
-            for e, C in (("Q", Q), ("R", R)):
+            out, k = [Q, R], 0
+            for i, (e, C) in enumerate((("Q", Q), ("R", R))):
                 if e in estimate:
                     n = int(xp.reshape(xp.asarray(C), (-1,)).shape[0])
                     v = xp.exp(theta[k:k + n])
-                    out[e] = v[0] if xp.asarray(C).ndim == 0 else v
+                    out[i] = v[0] if xp.asarray(C).ndim == 0 else v
                     k += n
-            return out["Q"], out["R"]
+            return tuple(out)
 
-        evals = 0
-        while evals < n_iter:
-            th0 = pack(Q, R)
-            _, Q1, R1 = estep(Q, R)
-            evals += 1
-            if evals >= n_iter:
-                Q, R = Q1, R1
-                break
-            ll1, Q2, R2 = estep(Q1, R1)
-            evals += 1
-            if evals >= n_iter:
-                Q, R = Q2, R2
-                break
-            th1, th2 = pack(Q1, R1), pack(Q2, R2)
-            r = th1 - th0
-            v = th2 - 2 * th1 + th0
-            nv = float(xp.sqrt(xp.sum(v * v)))
-            alpha = -1.0 if nv == 0 else min(-1.0, -float(xp.sqrt(xp.sum(r * r))) / nv)
-            Qx, Rx = unpack(th0 - 2 * alpha * r + alpha**2 * v)
-            llx, Q3, R3 = estep(Qx, Rx)
-            evals += 1
-            if float(llx) >= float(ll1):
-                Q, R = Q3, R3
-                accepted += 1
-            else:
-                Q, R = Q2, R2
-    estep(Q, R)
-    run, final = last["run"], last["ssm"]
-    return CovarianceEMResult(final, Qs[-1], Rs[-1], None, xp.stack(Qs), xp.stack(Rs), xp.stack(ll),
-                    run.mean, n_iter,
-                    {"smoothed_history": xp.stack(means), "filter_mean": run.filter_mean,
-                     "innovations": run.innovations, "accepted": accepted})
+        (Q, R), accepted, passes = squarem(estep, (Q, R), n_iter, pack, unpack, xp)
+    _, _, (final, run) = estep((Q, R))
+    passes.append((final, run))
+    Qs = xp.stack([current.Q.to_dense(xp) for current, _ in passes])
+    Rs = xp.stack([current.R.to_dense(xp) for current, _ in passes])
+    ll = xp.stack([p.loglik for _, p in passes])
+    means = xp.stack([p.mean for _, p in passes])
+    return CovarianceEMResult(final, Qs[-1, ...], Rs[-1, ...], None, Qs, Rs, ll, run.mean,
+                              n_iter, {"smoothed_history": means,
+                                       "filter_mean": run.filter_mean,
+                                       "innovations": run.innovations, "accepted": accepted})
+
+
+def squarem(F, x, n_evals: int, pack, unpack, xp):
+    r"""SQUAREM acceleration of a fixed-point (EM) map (Varadhan and Roland 2008).
+
+    From :math:`\vartheta` (``pack(x)``), two steps give :math:`r = F(\vartheta) -
+    \vartheta` and :math:`v = F(F(\vartheta)) - 2F(\vartheta) + \vartheta`; with
+    :math:`\alpha = \min(-1, -\|r\|/\|v\|)` the extrapolation
+    :math:`\vartheta' = \vartheta - 2\alpha r + \alpha^2 v` is followed by one step, and
+    kept if its objective is not below that of :math:`F(\vartheta)` (otherwise
+    :math:`F(F(\vartheta))` is kept).
+
+    Parameters
+    ----------
+    F : callable
+        ``F(x)`` returns ``(objective at x, the next iterate, info)``.
+    x : any
+        Starting iterate, in the form ``F`` takes.
+    n_evals : int
+        Number of calls of ``F``.
+    pack, unpack : callable
+        Iterate to vector and back.
+    xp : module
+        Array namespace of the vectors.
+
+    Returns
+    -------
+    x : any
+        The last iterate.
+    accepted : int
+        Number of extrapolations kept.
+    infos : list
+        The ``info`` of every call of ``F``, in order.
+    """
+    infos, accepted = [], 0
+
+    def step(x):
+        value, nxt, info = F(x)
+        infos.append(info)
+        return value, nxt
+
+    while len(infos) < n_evals:
+        th0 = pack(x)
+        _, x1 = step(x)
+        if len(infos) >= n_evals:
+            return x1, accepted, infos
+        ll1, x2 = step(x1)
+        if len(infos) >= n_evals:
+            return x2, accepted, infos
+        th1, th2 = pack(x1), pack(x2)
+        r = th1 - th0
+        v = th2 - 2 * th1 + th0
+        nv = float(xp.sqrt(xp.sum(v * v)))
+        alpha = -1.0 if nv == 0 else min(-1.0, -float(xp.sqrt(xp.sum(r * r))) / nv)
+        llx, x3 = step(unpack(th0 - 2 * alpha * r + alpha**2 * v))
+        if float(llx) >= float(ll1):
+            x = x3
+            accepted += 1
+        else:
+            x = x2
+    return x, accepted, infos

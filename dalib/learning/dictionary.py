@@ -71,7 +71,7 @@ class LocalDictionary:
         self.offsets = tuple(sorted({o for t in terms for o in t}))
 
     @classmethod
-    def polynomial(cls, degree: int = 2, stencil: int = 2) -> "LocalDictionary":
+    def polynomial(cls, degree: int = 2, stencil: int = 2) -> LocalDictionary:
         r"""All monomials of degree at most ``degree`` in :math:`x_{i-s}, \dots, x_{i+s}`.
 
         With ``degree=2, stencil=2`` this is the constant, the five neighbours and their
@@ -119,7 +119,10 @@ class LocalDictionary:
         return asarray(theta, xp)
 
     def lorenz96(self, F: float = 8.0, xp="numpy"):
-        r"""The coefficients of Lorenz-96: :math:`F\cdot 1 - x_i - x_{i-2}x_{i-1} + x_{i-1}x_{i+1}`."""
+        r"""The coefficients of Lorenz-96.
+
+        :math:`F\cdot 1 - x_i - x_{i-2}x_{i-1} + x_{i-1}x_{i+1}`.
+        """
         return self.coefficients({(): F, (0,): -1.0, (-2, -1): -1.0, (-1, 1): 1.0}, xp)
 
     def _shifted(self, x):
@@ -134,7 +137,7 @@ class LocalDictionary:
         return out
 
     def features(self, x):
-        r"""All terms at all sites, :math:`\Phi(x)`, shape ``(..., K, d)`` for ``x`` ``(..., d)``."""
+        r"""All terms at all sites, :math:`\Phi(x)`, shape ``(..., K, d)`` for ``x (..., d)``."""
         xp = namespace(x)
         xs = self._shifted(x)
         return xp.stack([self._monomial(t, xs, x) for t in self.terms], axis=-2)
@@ -156,7 +159,9 @@ class LocalDictionary:
         return out
 
     def jacobian_bands(self, theta, x):
-        r"""The Jacobian of :math:`f_\vartheta` as bands: :math:`Df_\vartheta(x)\,v = \sum_o c_o(x) \odot v_{\cdot+o}`.
+        r"""The Jacobian of :math:`f_\vartheta` as bands.
+
+        :math:`Df_\vartheta(x)\,v = \sum_o c_o(x) \odot v_{\cdot+o}`.
 
         By the product rule, the derivative of a monomial :math:`\prod_{a} x_{i+o_a}`
         along :math:`v` is :math:`\sum_a v_{i+o_a}\prod_{b\ne a} x_{i+o_b}`; collecting the
@@ -275,7 +280,10 @@ class DictionaryModel:
         return RK4Map(DictionaryODE(self.dictionary, theta, self.d), self.dt, self.steps)
 
     def map_and_sensitivity(self, theta, x):
-        r""":math:`\mathcal M_\vartheta(x)` and :math:`\partial \mathcal M_\vartheta(x)/\partial\vartheta`.
+        r"""The forecast and its derivative in the parameters.
+
+        :math:`\mathcal M_\vartheta(x)` and
+        :math:`\partial \mathcal M_\vartheta(x)/\partial\vartheta`.
 
         The sensitivity :math:`S = \partial x / \partial\vartheta` (shape ``(..., K, d)``,
         row ``k`` is the derivative along :math:`\vartheta_k`) starts at zero and follows

@@ -42,9 +42,11 @@ from ..ssm import TwinExperiment
 __all__ = ["least_squares_mstep", "expectation_maximization", "ModelEMResult"]
 
 
-def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: float = 0.0,
+def least_squares_mstep(family, theta, X0, X1, *, n_iter: int = 3, ridge: float = 0.0,
                         chunk: int = 2048):
-    r"""Fit :math:`\vartheta` to pairs by Gauss-Newton: :math:`\min \sum_i \|X_{1,i} - \mathcal M_\vartheta(X_{0,i})\|^2`.
+    r"""Fit :math:`\vartheta` to pairs by Gauss-Newton.
+
+    :math:`\min \sum_i \|X_{1,i} - \mathcal M_\vartheta(X_{0,i})\|^2`.
 
     Each step linearises :math:`\mathcal M_\vartheta` in :math:`\vartheta` with the
     sensitivity :math:`S_i = \partial\mathcal M_\vartheta(X_{0,i})/\partial\vartheta`
@@ -68,7 +70,7 @@ def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: fl
         Starting coefficients.
     X0, X1 : array, shape (n, d)
         Inputs and targets.
-    iterations : int
+    n_iter : int
         Gauss-Newton steps.
     ridge : float
         Tikhonov regularisation :math:`\lambda \ge 0`.
@@ -87,14 +89,14 @@ def least_squares_mstep(family, theta, X0, X1, *, iterations: int = 3, ridge: fl
     check_array(X0, "X0", ndim=2)
     check_array(X1, "X1", ndim=2)
     check_same_shape(X0, "X0", X1, "X1")
-    iterations = check_int(iterations, "iterations", minimum=0)
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
     chunk = check_int(chunk, "chunk")
     if ridge < 0:
         raise ValueError(f"ridge must be non-negative, got {ridge}")
     xp = namespace(theta, X0, X1)
     n, K = int(X0.shape[0]), family.K
     eye = xp.eye(K, dtype=X0.dtype)
-    for _ in range(iterations):
+    for _ in range(n_iter):
         A = ridge * eye
         b = xp.zeros((K,), dtype=X0.dtype)
         for start in range(0, n, chunk):
@@ -123,22 +125,22 @@ class ModelEMResult:
         The last iterate :math:`\vartheta_L`.
     q : float
         The last model-error variance :math:`q_L`.
-    thetas : list of arrays
+    thetas : array, shape (L + 1, K)
         :math:`\vartheta_0, \dots, \vartheta_L`.
-    qs : list of float
+    qs : array, shape (L + 1,)
         :math:`q_0, \dots, q_L`.
-    rmse : list of float
+    rmse : array, shape (L,)
         RMSE of the smoother mean against ``twin.x`` in each E-step.
     """
 
     theta: Any
     q: float
-    thetas: list
-    qs: list
-    rmse: list
+    thetas: Any
+    qs: Any
+    rmse: Any
 
 
-def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterations: int,
+def expectation_maximization(twin, family, theta0, q0: float, *, N: int, n_iter: int,
                              rng, inflation: float = 1.0, lag: int | None = 10,
                              use_ensemble: bool = True, members: int | None = None,
                              gauss_newton: int = 1, ridge: float = 0.0,
@@ -169,7 +171,7 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
         spread while the model is still wrong).
     N : int
         Ensemble size.
-    iterations : int
+    n_iter : int
         Number of EM iterations :math:`L`.
     rng : int or dalib.random.Generator
         Randomness of the smoother.
@@ -201,7 +203,7 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
     if not isinstance(twin, TwinExperiment):
         raise TypeError(f"twin must be a TwinExperiment, got {type(twin).__name__}")
     check_positive(q0, "q0")
-    iterations = check_int(iterations, "iterations", minimum=0)
+    n_iter = check_int(n_iter, "n_iter", minimum=0)
     N = check_int(N, "N", minimum=2)
     if members is not None:
         members = check_int(members, "members")
@@ -213,7 +215,7 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
     theta, q = theta0, float(q0)
     thetas, qs, rmses = [theta], [q], []
     d = twin.ssm.d
-    for _ in range(iterations):
+    for _ in range(n_iter):
         ssm = twin.ssm.replace(M=family(theta), Q=q)
         result = enks(ETKF(N, inflation=inflation), TwinExperiment(ssm, twin.t, twin.x, twin.y),
                       rng, lag=lag, store_ensembles=use_ensemble, burn_in=0)
@@ -226,10 +228,12 @@ def expectation_maximization(twin, family, theta0, q0: float, *, N: int, iterati
             X1 = xp.reshape(E[1:, ...], (-1, d))
         else:
             X0, X1 = result.analysis[:-1, ...], result.analysis[1:, ...]
-        theta, q_new = least_squares_mstep(family, theta, X0, X1, iterations=gauss_newton,
+        theta, q_new = least_squares_mstep(family, theta, X0, X1, n_iter=gauss_newton,
                                            ridge=ridge)
         if learn_q:
             q = max(float(q_new), 1e-8)
         thetas.append(theta)
         qs.append(q)
-    return ModelEMResult(theta, q, thetas, qs, rmses)
+    return ModelEMResult(theta, q, xp.stack([xp.asarray(t) for t in thetas]),
+                         xp.asarray(qs, dtype=xp.float64),
+                         xp.asarray(rmses, dtype=xp.float64))

@@ -28,6 +28,7 @@ estimates a multiplicative inflation of :math:`B` from the first identity at the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "desroziers_iteration",
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
+    "AdaptiveState",
 ]
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def desroziers_statistics(d_ob, d_oa, *, burn_in: int = 0) -> DesroziersStatisti
     if burn_in >= d_ob.shape[0]:
         raise ValueError(f"burn_in ({burn_in}) must be smaller than the number of times "
                          f"({d_ob.shape[0]})")
-    xp = namespace(d_ob, d_oa)
+    namespace(d_ob, d_oa)  # refuses arrays of two backends
     ob, oa = d_ob[burn_in:, :], d_oa[burn_in:, :]
     n = int(ob.shape[0])
     ab = ob - oa
@@ -130,8 +132,8 @@ class DesroziersIteration:
     result: Any
 
 
-def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: float = 1.0,
-                         structure: str = "scalar",
+def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20,
+                         cov_inflation: float = 1.0, structure: str = "scalar",
                          burn_in: int | None = None) -> DesroziersIteration:
     r"""Desroziers' fixed-point iteration for :math:`R` inside an ETKF.
 
@@ -162,8 +164,9 @@ def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: 
         Randomness of the filter runs.
     N : int
         Ensemble size.
-    inflation : float
-        Forecast variance inflation :math:`\Delta` (kept fixed).
+    cov_inflation : float
+        Factor :math:`\Delta` on the forecast covariance (kept fixed); the anomalies are
+        multiplied by :math:`\sqrt\Delta`.
     structure : {"scalar", "diag"}
         Structure of the estimates of :math:`R`.
     burn_in : int, optional
@@ -176,7 +179,7 @@ def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: 
     n_iter = check_int(n_iter, "n_iter")
     if structure not in ("scalar", "diag"):
         raise ValueError(f"structure must be 'scalar' or 'diag', got {structure!r}")
-    check_positive(inflation, "inflation")
+    check_positive(cov_inflation, "cov_inflation")
     ssm = twin.ssm
     xp = namespace(ssm.m0)
     rng = default_rng(rng, xp)
@@ -187,7 +190,7 @@ def desroziers_iteration(twin, R0, n_iter: int, rng, *, N: int = 20, inflation: 
     res = None
     for _ in range(n_iter):
         method = AdaptiveETKF(N, R0=r, estimate_R=False, adapt_inflation=False,
-                              inflation0=inflation)
+                              cov_inflation0=cov_inflation)
         res = assimilate(method, twin, rng, burn_in=burn_in)
         b = res.burn_in
         d_oa = twin.y - ssm.h(res.analysis[1:, ...])
@@ -231,6 +234,37 @@ def adaptive_inflation_estimate(d_ob, trace_HPH, trace_R):
     return (xp.sum(d_ob * d_ob) - trace_R) / trace_HPH
 
 
+@dataclass(frozen=True)
+class AdaptiveState:
+    r"""The state of :class:`AdaptiveETKF` between cycles: the ensemble and the estimates.
+
+    Attributes
+    ----------
+    E : array, shape (N, d)
+        The ensemble.
+    r : array, shape (p,)
+        Diagonal of the current estimate :math:`R_k`.
+    delta : float
+        Current variance inflation :math:`\Delta_k`.
+    num, den : float or None
+        The running averages whose ratio is :math:`\Delta_k` (``None`` until they start).
+    cycle : int
+        Number of analyses so far.
+    hist_r, hist_delta, hist_hph : tuple
+        The values used at every analysis so far (``result.extras``).
+    """
+
+    E: Any
+    r: Any
+    delta: float
+    num: Any = None
+    den: Any = None
+    cycle: int = 0
+    hist_r: tuple = ()
+    hist_delta: tuple = ()
+    hist_hph: tuple = ()
+
+
 class AdaptiveETKF(ETKF):
     r"""ETKF that learns :math:`R` and a multiplicative inflation from its innovations.
 
@@ -267,9 +301,10 @@ class AdaptiveETKF(ETKF):
     estimate_R : bool
         Learn :math:`R` (otherwise keep ``R0``).
     adapt_inflation : bool
-        Learn :math:`\Delta` (otherwise keep ``inflation0``).
-    inflation0 : float
-        Initial variance inflation :math:`\Delta_0` (1: none).
+        Learn :math:`\Delta` (otherwise keep ``cov_inflation0``).
+    cov_inflation0 : float
+        Initial factor :math:`\Delta_0` on the forecast covariance (1: none); the
+        ``inflation_*`` arguments below also concern this :math:`\Delta`.
     memory : float
         :math:`\rho \in [0, 1)` for :math:`R`; it averages over about
         :math:`1/(1-\rho)` cycles.
@@ -288,16 +323,16 @@ class AdaptiveETKF(ETKF):
     Notes
     -----
     ``result.extras`` holds ``"R"`` (the diagonal of :math:`R_k` at every analysis,
-    shape (J, p)) and ``"inflation"`` (:math:`\Delta_k`, shape (J,)), the values *used* at
+    shape (J, p)) and ``"cov_inflation"`` (:math:`\Delta_k`, shape (J,)), the values *used* at
     each analysis, and ``"trace_HPH"``, :math:`\operatorname{tr}(HP^fH^\top)` of the
     uninflated forecast ensemble (J,).  With ``estimate_R=False`` and
-    ``adapt_inflation=False`` it is an ETKF with fixed forecast inflation
-    ``inflation0``, which :func:`desroziers_iteration` runs.  The inherited ``inflation`` argument of :class:`~dalib.da.ETKF`
-    (posterior inflation of the anomalies) is left at 1.
+    ``adapt_inflation=False`` it is an ETKF with a fixed forecast covariance inflation
+    ``cov_inflation0``, which :func:`desroziers_iteration` runs.  The inherited
+    ``inflation`` of :class:`~dalib.da.ETKF` (the factor on the analysis anomalies) is 1.
     """
 
     def __init__(self, N: int, *, R0=None, estimate_R: bool = True,
-                 adapt_inflation: bool = True, inflation0: float = 1.0,
+                 adapt_inflation: bool = True, cov_inflation0: float = 1.0,
                  memory: float = 0.98, inflation_memory: float = 0.98,
                  R_structure: str = "scalar", inflation_bounds=(1.0, 10.0),
                  spinup: int = 50, additive=None):
@@ -307,7 +342,7 @@ class AdaptiveETKF(ETKF):
                 raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
         if R_structure not in ("scalar", "diag"):
             raise ValueError(f"R_structure must be 'scalar' or 'diag', got {R_structure!r}")
-        check_positive(inflation0, "inflation0")
+        check_positive(cov_inflation0, "cov_inflation0")
         lo, hi = inflation_bounds
         if not 0 < lo < hi:
             raise ValueError(f"inflation_bounds must satisfy 0 < low < high, got "
@@ -315,7 +350,7 @@ class AdaptiveETKF(ETKF):
         self.R0 = R0
         self.estimate_R = bool(estimate_R)
         self.adapt_inflation = bool(adapt_inflation)
-        self.inflation0 = float(inflation0)
+        self.cov_inflation0 = float(cov_inflation0)
         self.memory = float(memory)
         self.inflation_memory = float(inflation_memory)
         self.R_structure = R_structure
@@ -331,18 +366,26 @@ class AdaptiveETKF(ETKF):
         if not R0.is_diagonal:
             raise ValueError("AdaptiveETKF needs a scalar or diagonal R0")
 
-    def prepare(self, ssm):
+    def init(self, ssm, rng):
+        E = super().init(ssm, rng)
         xp = namespace(ssm.m0)
         R0 = ssm.R if self.R0 is None else as_covariance(self.R0, "R0", d=ssm.p)
-        self._r = R0.diagonal(xp)
+        r = R0.diagonal(xp)
         if self.R_structure == "scalar":
-            self._r = xp.full((ssm.p,), float(xp.mean(self._r)), dtype=xp.float64)
-        self._delta = self.inflation0
-        self._num, self._den = None, None
-        self._hist_r, self._hist_delta, self._hist_hph = [], [], []
-        self._cycle = 0
+            r = xp.full((ssm.p,), float(xp.mean(r)), dtype=xp.float64)
+        return AdaptiveState(E, r, self.cov_inflation0)
 
-    def analysis(self, E, y, ssm, rng):
+    def forecast(self, s, ssm, rng):
+        return dataclasses.replace(s, E=super().forecast(s.E, ssm, rng))
+
+    def moments(self, s):
+        return super().moments(s.E)
+
+    def members(self, s):
+        return s.E
+
+    def analysis(self, s, y, ssm, rng):
+        E = s.E
         xp = namespace(E)
         N = E.shape[0]
         xbar = xp.mean(E, axis=0)
@@ -350,39 +393,38 @@ class AdaptiveETKF(ETKF):
         hE = ssm.h(E)
         Y = hE - xp.mean(hE, axis=0)
         d_ob = y - xp.mean(hE, axis=0)
-        r, delta = self._r, self._delta
+        r, delta = s.r, s.delta
         trace_HPH = float(xp.sum(Y * Y)) / (N - 1)
-        self._hist_r.append(r)
-        self._hist_delta.append(delta)
-        self._hist_hph.append(trace_HPH)
-        self._cycle += 1
+        history = dict(hist_r=s.hist_r + (r,), hist_delta=s.hist_delta + (delta,),
+                       hist_hph=s.hist_hph + (trace_HPH,), cycle=s.cycle + 1)
         R = as_covariance(r, "R")
         Ea = etkf_analysis(xbar + math.sqrt(delta) * X, y, ssm.h, R)
         d_oa = y - ssm.h(xp.mean(Ea, axis=0))
         rho = self.memory
-        if self._cycle <= self.spinup:
-            return Ea
-        if self._num is None:  # start the averages at the current inflation
-            self._num, self._den = delta * trace_HPH, trace_HPH
+        if history["cycle"] <= self.spinup:
+            return dataclasses.replace(s, E=Ea, **history)
+        num, den = s.num, s.den
+        if num is None:  # start the averages at the current inflation
+            num, den = delta * trace_HPH, trace_HPH
         if self.adapt_inflation:
             # ratio of averages, not average of ratios: tr(HP^fH^T) fluctuates in time and
             # the mean of its inverse is larger than the inverse of its mean
             rho_d = self.inflation_memory
             excess = float(xp.sum(d_ob * d_ob)) - float(xp.sum(r))
-            self._num = rho_d * self._num + (1 - rho_d) * excess
-            self._den = rho_d * self._den + (1 - rho_d) * trace_HPH
+            num = rho_d * num + (1 - rho_d) * excess
+            den = rho_d * den + (1 - rho_d) * trace_HPH
             lo, hi = self.inflation_bounds
-            self._delta = min(max(self._num / self._den, lo), hi)
+            delta = min(max(num / den, lo), hi)
         if self.estimate_R:
             r_new = d_oa * d_ob
             if self.R_structure == "scalar":
                 r_new = xp.full(r.shape, float(xp.mean(r_new)), dtype=r.dtype)
             # a single product can be negative: keep the average positive
-            self._r = xp.maximum(rho * r + (1 - rho) * r_new, 1e-3 * r)
-        return Ea
+            r = xp.maximum(rho * r + (1 - rho) * r_new, 1e-3 * r)
+        return AdaptiveState(Ea, r, delta, num, den, **history)
 
-    def extras(self, state):
-        xp = namespace(state)
-        return {"R": xp.stack(self._hist_r),
-                "inflation": xp.asarray(self._hist_delta, dtype=xp.float64),
-                "trace_HPH": xp.asarray(self._hist_hph, dtype=xp.float64)}
+    def extras(self, s):
+        xp = namespace(s.E)
+        return {"R": xp.stack(s.hist_r),
+                "cov_inflation": xp.asarray(s.hist_delta, dtype=xp.float64),
+                "trace_HPH": xp.asarray(s.hist_hph, dtype=xp.float64)}

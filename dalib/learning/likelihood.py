@@ -31,14 +31,16 @@ steps, it runs on JAX arrays, where ``jax.grad`` differentiates it and the cycle
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import (
     asarray,
     backend_name,
     device,
+    get_namespace,
     namespace,
     to_numpy,
 )
@@ -89,7 +91,7 @@ class FilterNoise:
         """Number of cycles."""
         return int(self.zq.shape[0])
 
-    def to(self, xp) -> "FilterNoise":
+    def to(self, xp) -> FilterNoise:
         """The same numbers on backend ``xp`` (so NumPy and JAX runs can be compared)."""
         return FilterNoise(asarray(self.z0, xp), asarray(self.zq, xp), asarray(self.zr, xp))
 
@@ -205,6 +207,12 @@ class LoglikDetails:
         :math:`\\log \\P(y_j \\mid y_{1:j-1})` for ``j = 1..J``.
     forecast, analysis : array, shape (J, d)
         Forecast and analysis ensemble means at ``j = 1..J``.
+
+    Notes
+    -----
+    Unlike :class:`~dalib.da.AssimilationResult`, whose series start with the prior at
+    ``j = 0`` (shape ``(J + 1, d)``), these follow the ``J`` terms of the log-likelihood:
+    ``forecast[j - 1]`` is the forecast mean at time ``j``, as ``y[j - 1]`` observes it.
     """
 
     loglik: Any
@@ -239,7 +247,7 @@ def _stop_gradient(xp):
 
 
 def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
-                inflation=1.0, analysis: str = "enkf", localization=None,
+                forecast_inflation=1.0, analysis: str = "enkf", localization=None,
                 truncate: int | None = None, details: bool = False):
     r"""EnKF approximation of the log-likelihood :math:`\log\P(\Ydag \mid \vartheta)`, eq. (6).
 
@@ -273,9 +281,9 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
     Q : covariance-like or None
         Model error covariance (``None``: no model noise).  A traced scalar is allowed,
         to learn :math:`Q = qI`.
-    inflation : float
-        Multiplicative inflation of the forecast anomalies (applied before the likelihood
-        and the analysis).
+    forecast_inflation : float
+        Factor on the *forecast* anomalies, applied before the likelihood and the analysis
+        (``inflation`` in dalib always means the analysis anomalies; see the notation page).
     analysis : {"enkf", "etkf"}
         Perturbed-observation EnKF (default; differentiable for any ``N``) or ETKF.  The
         ETKF's symmetric square root uses an eigendecomposition whose derivative is
@@ -314,7 +322,7 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
             f"(J, N, p)=({J}, {N}, {p}); got {tuple(noise.z0.shape)}, "
             f"{tuple(noise.zq.shape)}, {tuple(noise.zr.shape)}"
         )
-    check_positive(inflation, "inflation")
+    check_positive(forecast_inflation, "forecast_inflation")
     xp = namespace(y, m0)
     R = as_covariance(R, "R", d=p)
     C0 = as_covariance(C0, "C0", d=d)
@@ -340,8 +348,8 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
         if Q is not None:
             E = E + Q.sqrt_matmul(zq)
         mf = xp.mean(E, axis=0)
-        if not (isinstance(inflation, (int, float)) and inflation == 1.0):
-            E = inflate_anomalies(E, inflation, xp)
+        if not (isinstance(forecast_inflation, (int, float)) and forecast_inflation == 1.0):
+            E = inflate_anomalies(E, forecast_inflation, xp)
         inc = ensemble_log_evidence(E, yj, h, R)
         if analysis == "enkf":
             E = enkf_analysis(E, yj, h, R, ReplayRNG(zr), localization=localization)
@@ -406,8 +414,6 @@ def value_and_grad(loglik: Callable):
     """
     import jax
 
-    from ..backend import get_namespace
-
     get_namespace("jax")  # double precision
     _register_pytrees()
     key = ("vg", loglik)
@@ -417,13 +423,14 @@ def value_and_grad(loglik: Callable):
 
 
 def maximize_likelihood(loglik: Callable, theta0, args: tuple = (), *, method: str = "adam",
-                        steps: int = 100, lr=0.1, lr_final=None, precondition=None,
+                        n_iter: int = 100, lr=0.1, lr_final=None, precondition=None,
                         bounds=None, gtol: float = 1e-6) -> MLEResult:
     r"""Maximise a JAX-differentiable objective by gradient ascent (Adam) or L-BFGS-B.
 
     The objective and its gradient are compiled once (:func:`value_and_grad`).
 
-    ``method="adam"`` takes ``steps`` steps of Adam (Kingma and Ba 2015),
+    ``method="adam"`` takes ``n_iter`` steps of Adam (Kingma and Ba 2015; the implementation
+    of optax),
 
     .. math::
         m \leftarrow \beta_1 m + (1-\beta_1) g,\quad
@@ -447,7 +454,7 @@ def maximize_likelihood(loglik: Callable, theta0, args: tuple = (), *, method: s
     args : tuple
         Further arguments of ``loglik`` (JAX arrays or :class:`FilterNoise`).
     method : {"adam", "lbfgs"}
-    steps : int
+    n_iter : int
         Adam steps, or most L-BFGS iterations.
     lr, lr_final : float or array of shape (k,)
         Adam's first and last step sizes (``lr_final`` defaults to ``lr / 20``); an array
@@ -474,7 +481,7 @@ def maximize_likelihood(loglik: Callable, theta0, args: tuple = (), *, method: s
 
     if method not in ("adam", "lbfgs"):
         raise ValueError(f"method must be 'adam' or 'lbfgs', got {method!r}")
-    steps = check_int(steps, "steps")
+    n_iter = check_int(n_iter, "n_iter")
     theta0 = np.asarray(to_numpy(theta0), dtype=float)
     check_array(theta0, "theta0", ndim=1)
     k = theta0.shape[0]
@@ -502,32 +509,7 @@ def maximize_likelihood(loglik: Callable, theta0, args: tuple = (), *, method: s
             return theta
 
     if method == "adam":
-        lr = np.broadcast_to(np.asarray(lr, dtype=float), theta0.shape)
-        check_positive(lr, "lr")
-        lr_final = lr / 20 if lr_final is None else np.broadcast_to(
-            np.asarray(lr_final, dtype=float), theta0.shape)
-        check_positive(lr_final, "lr_final")
-        theta, m, v = theta0.copy(), np.zeros_like(theta0), np.zeros_like(theta0)
-        history, values = [theta.copy()], []
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        for t in range(1, steps + 1):
-            val, g = evaluate(theta)
-            if not (math.isfinite(val) and np.all(np.isfinite(g))):
-                raise FloatingPointError(
-                    f"the objective or its gradient is not finite at step {t} (theta = "
-                    f"{np.array2string(to_theta(theta), precision=4)}); try a smaller lr, a "
-                    "larger ensemble, more inflation or a truncated gradient (truncate=)"
-                )
-            values.append(val)
-            m = b1 * m + (1 - b1) * g
-            v = b2 * v + (1 - b2) * g * g
-            alpha = lr * (lr_final / lr) ** ((t - 1) / max(steps - 1, 1))
-            theta = theta + alpha * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
-            history.append(theta.copy())
-        val, _ = evaluate(theta)
-        values.append(val)
-        return MLEResult(to_theta(theta), val, [to_theta(t) for t in history], values,
-                         steps + 1, "Adam: steps done")
+        return _adam_ascent(evaluate, to_theta, theta0, n_iter, lr, lr_final)
 
     from scipy.optimize import minimize
 
@@ -548,6 +530,48 @@ def maximize_likelihood(loglik: Callable, theta0, args: tuple = (), *, method: s
         values.append(-float(intermediate_result.fun))
 
     res = minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-                   callback=callback, options={"maxiter": steps, "gtol": gtol})
+                   callback=callback, options={"maxiter": n_iter, "gtol": gtol})
     return MLEResult(to_theta(np.asarray(res.x)), -float(res.fun),
                      [to_theta(t) for t in history], values, count[0], str(res.message))
+
+
+def _adam_ascent(evaluate, to_theta, theta0, n_iter, lr, lr_final) -> MLEResult:
+    """Adam (optax) on ``evaluate(theta) -> (value, gradient)``, ascending, with step sizes
+    decaying geometrically from ``lr`` to ``lr_final`` over ``n_iter`` steps."""
+    import numpy as np
+    import optax
+
+    jnp = get_namespace("jax")  # and with it JAX's double precision
+    lr = np.broadcast_to(np.asarray(lr, dtype=float), theta0.shape)
+    check_positive(lr, "lr")
+    lr_final = lr / 20 if lr_final is None else np.broadcast_to(
+        np.asarray(lr_final, dtype=float), theta0.shape)
+    check_positive(lr_final, "lr_final")
+    ratio = jnp.asarray(lr_final / lr)
+    lr_j = jnp.asarray(lr)
+
+    def schedule(count):  # lr at the first step, lr_final at the last
+        return lr_j * ratio ** (count / max(n_iter - 1, 1))
+
+    # optax minimises: it is given the negative gradient and its update is added.
+    opt = optax.chain(optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+                      optax.scale_by_schedule(schedule), optax.scale(-1.0))
+    theta = theta0.copy()
+    state = opt.init(jnp.asarray(theta))
+    history, values = [theta.copy()], []
+    for t in range(1, n_iter + 1):
+        val, g = evaluate(theta)
+        if not (math.isfinite(val) and np.all(np.isfinite(g))):
+            raise FloatingPointError(
+                f"the objective or its gradient is not finite at step {t} (theta = "
+                f"{np.array2string(to_theta(theta), precision=4)}); try a smaller lr, a "
+                "larger ensemble, more inflation or a truncated gradient (truncate=)"
+            )
+        values.append(val)
+        updates, state = opt.update(jnp.asarray(-g), state)
+        theta = theta + np.asarray(updates, dtype=float)
+        history.append(theta.copy())
+    val, _ = evaluate(theta)
+    values.append(val)
+    return MLEResult(to_theta(theta), val, [to_theta(t) for t in history], values,
+                     n_iter + 1, "Adam: steps done")
