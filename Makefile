@@ -36,13 +36,14 @@ html: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) tools/execute_notebooks.py --all
 
-## test: unit tests on every backend, notebook checks, the book build and a browser test
+## test: unit tests on every backend, notebook checks, the book and student builds, a browser test
 test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
 	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
 		-p no:cacheprovider book/*.ipynb
 	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(MAKE) --no-print-directory html
+	$(MAKE) --no-print-directory student-book
 	$(PY) -m pytest -p no:cacheprovider tests/browser
 
 ## student-book: the book without solutions, in _build/student/_build/html
