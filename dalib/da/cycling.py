@@ -58,7 +58,7 @@ def _iterate(J, progress, desc):
         from tqdm.auto import tqdm
     except ImportError:
         if progress:
-            raise ImportError("progress=True needs tqdm: pip install 'dalib[progress]'") from None
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from None
         return range(J)
     return tqdm(range(J), desc=desc, leave=False, mininterval=0.5)
 
