@@ -15,6 +15,8 @@ Usage::
     python tools/execute_notebooks.py --all      # execute every notebook
     python tools/execute_notebooks.py ch01_da_problem   # just these
     python tools/execute_notebooks.py --check    # verify notebooks match their sources
+    python tools/execute_notebooks.py --refresh-hidden   # rewrite only the two hidden
+                                                         # cells from _config.yml
     python tools/execute_notebooks.py --student OUT   # copies without solutions, for the
                                                       # student edition
 """
@@ -51,13 +53,34 @@ EXECUTION_ENV = {
     "TQDM_DISABLE": "1",
 }
 
+# The distribution that provides the import name dalib (see pyproject.toml) and the extra
+# with what the notebooks import; the URL comes from _config.yml (repository.url).
+DISTRIBUTION = "dalib-book"
+READER_EXTRA = "notebooks"
 INSTALL_CELL = """\
 # Runs only where dalib is missing (Colab, a fresh Binder): installs it from the repository.
 try:
     import dalib
 except ImportError:
-    %pip install --quiet "dalib[plot,jax] @ git+{url}"
+    %pip install --quiet "{requirement}"
+    import importlib
+
+    importlib.invalidate_caches()
+    try:
+        import dalib
+    except ImportError as err:
+        raise ImportError(
+            "dalib is missing and installing it failed (see pip's message above). Run\\n"
+            '    %pip install "{requirement}"\\n'
+            "in a new cell, restart the kernel and run the notebook again. Other ways to "
+            "run the book: {url}#readme"
+        ) from err
 """
+
+
+def install_requirement(cfg: dict) -> str:
+    """What the install cell installs: ``dalib-book[notebooks] @ git+<repository url>``."""
+    return f"{DISTRIBUTION}[{READER_EXTRA}] @ git+{cfg['repository']['url']}"
 
 
 def config() -> dict:
@@ -74,7 +97,8 @@ def macros_cell(cfg: dict) -> nbformat.NotebookNode:
 
 
 def install_cell(cfg: dict) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(INSTALL_CELL.format(url=cfg["repository"]["url"]))
+    source = INSTALL_CELL.format(url=cfg["repository"]["url"], requirement=install_requirement(cfg))
+    cell = nbformat.v4.new_code_cell(source)
     cell.metadata = {
         "tags": ["remove-cell"],
         "dalib_book": "install",
@@ -306,6 +330,31 @@ def solution_labels(nbs) -> dict[str, str | None]:
     return {k: v for k, v in inside.items() if k not in outside}
 
 
+def refresh_hidden(names: list[str], cfg: dict) -> list[str]:
+    """Rewrite the two hidden cells of the stored notebooks from the current config.
+
+    The macros and the install cell depend only on ``_config.yml`` and this script, never
+    on an execution, so they are replaced without running the notebook; every other cell
+    and output stays as stored.  Returns the names of the notebooks that changed.
+    """
+    fresh = {"macros": macros_cell(cfg), "install": install_cell(cfg)}
+    changed = []
+    for name in names:
+        path = BOOK / f"{name}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        kinds = [c.metadata.get("dalib_book") for c in nb.cells[:2]]
+        if kinds != ["macros", "install"]:
+            raise ValueError(f"{path}: the first two cells are not the hidden cells ({kinds})")
+        before = nbformat.writes(nb)
+        for cell in nb.cells[:2]:
+            new = fresh[cell.metadata["dalib_book"]]
+            cell.source, cell.metadata = new.source, copy.deepcopy(new.metadata)
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, path)
+            changed.append(name)
+    return changed
+
+
 def student_copy(out: Path) -> None:
     """Copy the book to ``out`` with every solution (directive, text and code) removed.
 
@@ -334,6 +383,9 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true", help="execute every notebook")
     parser.add_argument("--check", action="store_true", help="only verify notebooks match sources")
     parser.add_argument("--student", type=Path, help="write a student copy of the book here")
+    parser.add_argument("--refresh-hidden", action="store_true",
+                        help="rewrite the hidden macro and install cells of the stored "
+                             "notebooks from _config.yml, without executing them")
     args = parser.parse_args(argv)
     cfg = config()
     if args.student:
@@ -341,6 +393,10 @@ def main(argv=None) -> int:
         print(f"student copy of the book written to {args.student}")
         return 0
     names = args.names or sources()
+    if args.refresh_hidden:
+        changed = refresh_hidden(names, cfg)
+        print(f"hidden cells rewritten in {len(changed)} notebook(s): {' '.join(changed)}")
+        return 0
     if args.check:
         problems = check(names, cfg)
         for p in problems:
