@@ -369,7 +369,7 @@ def student_copy(out: Path) -> None:
     paths = sorted((out / "book").glob("*.ipynb"))
     nbs = [nbformat.read(path, as_version=4) for path in paths]
     hidden = solution_labels(nbs)
-    for path, nb in zip(paths, nbs):
+    for path, nb in zip(paths, nbs, strict=True):
         nbformat.write(student_notebook(nb, hidden), path)
     for page in (out / "book").glob("*.md"):
         text = page.read_text()
