@@ -40,7 +40,7 @@ NBVAL := $(PY) -m pytest --nbval --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider
 
 ## test: lint, doctests, unit tests on every backend, notebook checks (native and on a
-## reduced instruction set, in parallel), the book build and a browser test
+## reduced instruction set, in parallel), the book and student builds, a browser test
 test: $(STAMP)
 	$(PY) -m ruff check dalib tests tools benchmarks
 	$(PY) -m pytest -p no:cacheprovider --doctest-modules dalib \
@@ -49,6 +49,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory -j2 nbval nbval-reduced-isa
 	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(MAKE) --no-print-directory html
+	$(MAKE) --no-print-directory student-book
 	$(PY) -m pytest -p no:cacheprovider tests/browser
 
 ## nbval: re-execute every notebook and compare with its stored outputs
