@@ -17,9 +17,20 @@ covariances   EM for the error covariances Q and R: exact (Kalman smoother) for
               linear-Gaussian models, with an ensemble Kalman smoother for nonlinear ones
 innovations   innovation-based estimation: Desroziers diagnostics, adaptive R and
               inflation inside an ensemble filter
+networks      small neural networks as pure JAX functions of parameter pytrees (a local
+              convolutional network for Lorenz-96) and an optax training loop (chapter 8)
 """
 
-from . import augmentation, correction, covariances, dictionary, em, innovations, likelihood
+from . import (
+    augmentation,
+    correction,
+    covariances,
+    dictionary,
+    em,
+    innovations,
+    likelihood,
+    networks,
+)
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
@@ -63,6 +74,7 @@ __all__ = [
     "em",
     "innovations",
     "likelihood",
+    "networks",
     # the model: likelihood, augmentation, EM, dictionaries, correction
     "FilterNoise",
     "LoglikDetails",
