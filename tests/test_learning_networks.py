@@ -110,3 +110,14 @@ def test_fit_is_reproducible_and_checks_its_inputs():
     with pytest.raises(ValueError, match="width"):
         networks.init_local_cnn(0, width=4)
     assert networks.n_params(p0) == 5 * 3 + 3 + 5 * 2 * 2 + 2 + 2 + 1 + 3
+
+
+def test_float32_parameters_train_in_float32():
+    p0 = networks.init_local_cnn(0, channels=1, hidden=2, dtype=jax.numpy.float32)
+    assert all(leaf.dtype == np.float32 for leaf in jax.tree_util.tree_leaves(p0))
+
+    def loss(p, batch):
+        return jax.numpy.mean(networks.local_cnn(p, batch) ** 2)
+
+    p, history = networks.fit(loss, p0, np.ones((10, 8)), n_iter=3, batch_size=2, rng=0)
+    assert p["W1"].dtype == np.float32 and history.dtype == np.float32

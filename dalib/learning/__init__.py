@@ -19,6 +19,10 @@ innovations   innovation-based estimation: Desroziers diagnostics, adaptive R an
               inflation inside an ensemble filter
 networks      small neural networks as pure JAX functions of parameter pytrees (a local
               convolutional network for Lorenz-96) and an optax training loop (chapter 8)
+surrogates    forecast models learned from states: local random-feature regression,
+              tendencies integrated by RK4, autoregressive rollout (chapter 8)
+skill         forecast skill against lead time, valid time in Lyapunov times,
+              climatology of free runs (chapter 8)
 """
 
 from . import (
@@ -30,6 +34,8 @@ from . import (
     innovations,
     likelihood,
     networks,
+    skill,
+    surrogates,
 )
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
@@ -75,6 +81,8 @@ __all__ = [
     "innovations",
     "likelihood",
     "networks",
+    "skill",
+    "surrogates",
     # the model: likelihood, augmentation, EM, dictionaries, correction
     "FilterNoise",
     "LoglikDetails",
