@@ -142,3 +142,20 @@ def test_climatology_of_a_travelling_wave(xp):
     assert P.shape == (d // 2 + 1,)
     np.testing.assert_allclose(P[k], b**2 / 4, rtol=1e-12)
     np.testing.assert_allclose(np.delete(P, k), 0, atol=1e-20)
+
+
+def test_network_surrogate_learns_lorenz96_one_step_maps():
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    x = npy(dalib.setups.lorenz96(d=12).simulate(400, rng=1).x)
+    model = surrogates.fit_network_surrogate(x, dt=0.05, rng=2, n_iter=600, width=3,
+                                             channels=4, hidden=8)
+    assert model.history.shape == (600,)
+    assert np.mean(model.history[-50:]) < np.mean(model.history[:10]) / 20
+    # The one-step map is RK4 of the network tendency, in double precision.
+    np.testing.assert_allclose(np.asarray(model(x[:3])),
+                               npy(surrogates.rk4_step(model.tendency, 0.05)(x[:3])),
+                               rtol=1e-12)
+    assert model.params["W1"].dtype == np.float64
+    persistence = np.sqrt(np.mean((x[1:] - x[:-1]) ** 2))
+    assert np.sqrt(np.mean((np.asarray(model(x[:-1])) - x[1:]) ** 2)) < persistence / 5

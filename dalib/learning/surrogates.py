@@ -37,11 +37,21 @@ regression with that kernel as prior covariance and observation-noise variance
 :math:`\lambda`.  With :math:`D` features the cost is :math:`O(n D^2)` for :math:`n` samples
 instead of the :math:`O(n^3)` of the exact kernel method.
 
-All functions here are array-agnostic (NumPy, CuPy, JAX, array-api-strict).
+The network surrogate
+---------------------
+:func:`fit_network_surrogate` trains the local convolutional network of
+:mod:`dalib.learning.networks` as a tendency inside one RK4 step (Brajard et al. 2020),
+
+.. math::
+    \min_\theta \frac{1}{n d}\sum_j \|\mathrm{RK4}_{\Delta t}[g_\theta](x_j) - x_{j+1}\|^2,
+
+with Adam.  It needs JAX; everything else here is array-agnostic (NumPy, CuPy, JAX,
+array-api-strict).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +62,8 @@ from ..backend import namespace
 
 __all__ = [
     "LocalRandomFeatures",
+    "NetworkSurrogate",
+    "fit_network_surrogate",
     "local_stencil",
     "periodic_interpolation",
     "random_fourier_features",
@@ -296,3 +308,106 @@ def periodic_interpolation(y, d: int, every: int):
     nxt = xp.roll(y, -1, axis=-1)
     parts = [(1 - s / every) * y + (s / every) * nxt for s in range(every)]
     return xp.reshape(xp.stack(parts, axis=-1), (*y.shape[:-1], d))
+
+
+@dataclass(frozen=True)
+class NetworkSurrogate:
+    """A trained network tendency and its RK4 one-step map.
+
+    Attributes
+    ----------
+    params : dict
+        The network's parameters (:func:`~dalib.learning.networks.local_cnn`), float64.
+    dt : float
+        The RK4 step, one interval between training states.
+    history : numpy array
+        Training loss per iteration.
+    """
+
+    params: Any
+    dt: float
+    history: Any
+
+    def tendency(self, x):
+        from .networks import local_cnn
+
+        return local_cnn(self.params, x)
+
+    @functools.cached_property
+    def step(self) -> Callable:
+        """The compiled one-step map :math:`x \\mapsto \\mathrm{RK4}_{\\Delta t}[g](x)`."""
+        import jax
+
+        return jax.jit(rk4_step(self.tendency, self.dt))
+
+    def __call__(self, x):
+        return self.step(x)
+
+
+@functools.lru_cache(maxsize=8)
+def _one_step_loss(dt: float) -> Callable:
+    from .networks import local_cnn
+
+    def loss(params, batch):
+        x0, x1 = batch
+        step = rk4_step(functools.partial(local_cnn, params), dt)
+        return ((step(x0) - x1) ** 2).mean()
+
+    return loss
+
+
+@functools.lru_cache(maxsize=8)
+def _adam(lr: float, n_iter: int, decay: float):
+    import optax
+
+    return optax.adam(optax.exponential_decay(lr, n_iter, decay))
+
+
+def fit_network_surrogate(states, *, dt: float, rng, n_iter: int = 3000,
+                          batch_size: int = 32, lr: float = 1e-2, lr_decay: float = 0.02,
+                          float32: bool = True, **architecture) -> NetworkSurrogate:
+    r"""Train the local network as a tendency inside one RK4 step (module docstring).
+
+    Parameters
+    ----------
+    states : array, shape (n + 1, d)
+        A trajectory at intervals ``dt`` (truth, reanalysis, ...); consecutive states are
+        the training pairs.
+    dt : float
+        Interval between states, the RK4 step.
+    rng : int or dalib.random.Generator
+        Seed of the initial weights and the batches.
+    n_iter, batch_size : int
+        Adam steps and pairs per step.
+    lr, lr_decay : float
+        First step size, and the factor by which it decays (exponentially) by the end.
+    float32 : bool
+        Train in single precision (about twice as fast on a CPU); the returned model
+        computes in double precision.
+    **architecture
+        Passed to :func:`~dalib.learning.networks.init_local_cnn` (``width``,
+        ``channels``, ``hidden``).
+
+    Returns
+    -------
+    NetworkSurrogate
+    """
+    import jax
+    import numpy as np
+
+    from ..backend import to_numpy
+    from ..random import default_rng
+    from .networks import fit, init_local_cnn
+
+    x = np.asarray(to_numpy(states), dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"states must have shape (n + 1, d) with n >= 1, got {x.shape}")
+    seed_init, seed_batches = default_rng(rng).spawn(2)
+    scale = float(np.std(x[1:] - x[:-1]) / dt)
+    p0 = init_local_cnn(seed_init, mean=float(x.mean()), std=float(x.std()), scale=scale,
+                        dtype=np.float32 if float32 else np.float64, **architecture)
+    params, history = fit(_one_step_loss(float(dt)), p0, (x[:-1], x[1:]),
+                          optimizer=_adam(float(lr), int(n_iter), float(lr_decay)),
+                          n_iter=n_iter, batch_size=batch_size, rng=seed_batches)
+    params = jax.tree_util.tree_map(lambda a: a.astype(np.float64), params)
+    return NetworkSurrogate(params=params, dt=float(dt), history=history)
