@@ -159,3 +159,15 @@ def test_network_surrogate_learns_lorenz96_one_step_maps():
     assert model.params["W1"].dtype == np.float64
     persistence = np.sqrt(np.mean((x[1:] - x[:-1]) ** 2))
     assert np.sqrt(np.mean((np.asarray(model(x[:-1])) - x[1:]) ** 2)) < persistence / 5
+
+
+def test_network_surrogate_takes_explicit_targets_of_the_same_shape():
+    pytest.importorskip("jax")
+    x = np.random.default_rng(3).normal(size=(20, 8))
+    with pytest.raises(ValueError, match="targets"):
+        surrogates.fit_network_surrogate(x, x[:-1], dt=0.05, rng=0, n_iter=2)
+    with pytest.raises(ValueError, match="states"):
+        surrogates.fit_network_surrogate(x[0], dt=0.05, rng=0, n_iter=2)
+    model = surrogates.fit_network_surrogate(x, 2 * x, dt=0.05, rng=0, n_iter=2,
+                                             width=3, channels=1, hidden=2)
+    assert model.history.shape == (2,)

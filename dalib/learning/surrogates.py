@@ -363,7 +363,7 @@ def _adam(lr: float, n_iter: int, decay: float):
     return optax.adam(optax.exponential_decay(lr, n_iter, decay))
 
 
-def fit_network_surrogate(states, *, dt: float, rng, n_iter: int = 3000,
+def fit_network_surrogate(states, targets=None, *, dt: float, rng, n_iter: int = 3000,
                           batch_size: int = 32, lr: float = 1e-2, lr_decay: float = 0.02,
                           float32: bool = True, **architecture) -> NetworkSurrogate:
     r"""Train the local network as a tendency inside one RK4 step (module docstring).
@@ -373,6 +373,9 @@ def fit_network_surrogate(states, *, dt: float, rng, n_iter: int = 3000,
     states : array, shape (n + 1, d)
         A trajectory at intervals ``dt`` (truth, reanalysis, ...); consecutive states are
         the training pairs.
+    targets : array, shape (n, d), optional
+        Given: the pairs are ``(states[j], targets[j])`` instead (``states`` then has
+        shape ``(n, d)``), e.g. forecasts of a physics model started from ``states``.
     dt : float
         Interval between states, the RK4 step.
     rng : int or dalib.random.Generator
@@ -402,11 +405,18 @@ def fit_network_surrogate(states, *, dt: float, rng, n_iter: int = 3000,
     x = np.asarray(to_numpy(states), dtype=float)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"states must have shape (n + 1, d) with n >= 1, got {x.shape}")
+    if targets is None:
+        x0, x1 = x[:-1], x[1:]
+    else:
+        x0, x1 = x, np.asarray(to_numpy(targets), dtype=float)
+        if x1.shape != x0.shape:
+            raise ValueError(f"targets must have the shape of states {x0.shape}, got "
+                             f"{x1.shape}")
     seed_init, seed_batches = default_rng(rng).spawn(2)
-    scale = float(np.std(x[1:] - x[:-1]) / dt)
+    scale = float(np.std(x1 - x0) / dt)
     p0 = init_local_cnn(seed_init, mean=float(x.mean()), std=float(x.std()), scale=scale,
                         dtype=np.float32 if float32 else np.float64, **architecture)
-    params, history = fit(_one_step_loss(float(dt)), p0, (x[:-1], x[1:]),
+    params, history = fit(_one_step_loss(float(dt)), p0, (x0, x1),
                           optimizer=_adam(float(lr), int(n_iter), float(lr_decay)),
                           n_iter=n_iter, batch_size=batch_size, rng=seed_batches)
     params = jax.tree_util.tree_map(lambda a: a.astype(np.float64), params)
