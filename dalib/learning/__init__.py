@@ -17,6 +17,12 @@ covariances   EM for the error covariances Q and R: exact (Kalman smoother) for
               linear-Gaussian models, with an ensemble Kalman smoother for nonlinear ones
 innovations   innovation-based estimation: Desroziers diagnostics, adaptive R and
               inflation inside an ensemble filter
+networks      small neural networks as pure JAX functions of parameter pytrees (a local
+              convolutional network for Lorenz-96) and an optax training loop (chapter 8)
+surrogates    forecast models learned from states: local random-feature regression,
+              tendencies integrated by RK4, autoregressive rollout (chapter 8)
+skill         forecast skill against lead time, valid time in Lyapunov times,
+              climatology of free runs (chapter 8)
 """
 
 from . import (
@@ -27,6 +33,9 @@ from . import (
     em,
     innovations,
     likelihood,
+    networks,
+    skill,
+    surrogates,
 )
 from .augmentation import AugmentedEnKF, AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
@@ -74,6 +83,9 @@ __all__ = [
     "em",
     "innovations",
     "likelihood",
+    "networks",
+    "skill",
+    "surrogates",
     # the model: likelihood, augmentation, EM, dictionaries, correction
     "FilterNoise",
     "LoglikDetails",
