@@ -12,7 +12,7 @@ minutes.  Three parts:
 (b) **Memory bandwidth of the forecast.**  The copy bandwidth of the device is measured
     with a large device-to-device copy (bytes read plus bytes written, per second).  One
     RK4 step of Lorenz-96 for an (N, d) ensemble has to move at least 16 arrays of the
-    ensemble's size (4 per stage: see ``dalib/_cupy_kernels.py``), so its achieved
+    ensemble's size (4 per stage: see ``dalib/models/_lorenz96_cupy.py``), so its achieved
     bandwidth is ``16 * 8 * N * d / (seconds per step)``; the goal is at least 50% of the
     copy bandwidth.  Both the fused kernel and the generic array code are measured.
 (c) **Cycle time at scale.**  One ETKF cycle (forecast + analysis) for d = 10^6, N = 100,
@@ -178,11 +178,11 @@ def part_b(report, cfg, xp, on_gpu):
     paths = [("fused kernel", True), ("generic array code", False)] if on_gpu else \
         [("generic array code", False)]
     for label, fused in paths:
-        previous = dalib.backend.use_fused_kernels(fused)
+        previous = dalib.models.fused.use_fused_kernels(fused)
         try:
             t = best_time(lambda: M(E), xp, cfg["repeat"])
         finally:
-            dalib.backend.use_fused_kernels(previous)
+            dalib.models.fused.use_fused_kernels(previous)
         bw = minimal / t
         share = bw / copy_bw
         report(f"    {label:<19} N={N}, d={d}: {1e3 * t:9.3f} ms per step, "

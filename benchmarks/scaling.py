@@ -153,8 +153,8 @@ def machine(backend: str) -> dict:
 
         info["cupy"] = cupy.__version__
         info["gpu"] = gpu_status()[1]
-        info["fused_kernels"] = dalib.backend.use_fused_kernels(True)
-        dalib.backend.use_fused_kernels(info["fused_kernels"])
+        info["fused_kernels"] = dalib.models.fused.use_fused_kernels(True)
+        dalib.models.fused.use_fused_kernels(info["fused_kernels"])
     return info
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .backend import is_traced, namespace
+import math
+
+from .backend import backend_name, is_traced, namespace
 
 
 def check_array(x, name: str, *, ndim=None, min_ndim=None, last=None, finite=True):
@@ -61,19 +63,25 @@ def check_finite(x, name: str):
 
 
 def check_positive(value, name: str):
-    """Raise ``ValueError`` unless ``value`` (a scalar or array) is strictly positive."""
+    """Raise ``ValueError`` unless ``value`` (a scalar or array) is positive and finite.
+
+    Infinity is refused too: ``R = inf`` or an infinite inflation only turn into NaNs later.
+    """
     if is_traced(value):
         return value
+    if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                       or hasattr(value, "dtype")):
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
     if isinstance(value, (int, float)):
-        ok = value > 0
+        ok = value > 0 and math.isfinite(value)
     else:
         xp = namespace(value)
-        ok = xp.all(value > 0)
+        ok = xp.all((value > 0) & xp.isfinite(value))
         if is_traced(ok):  # concrete array inside jax.jit
             return value
         ok = bool(ok)
     if not ok:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
     return value
 
 
@@ -85,3 +93,81 @@ def check_int(value, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return value
+
+
+def owned_copy(x):
+    """A private copy of array ``x``, so that later in-place edits by the caller cannot
+    bypass the checks made on it.
+
+    JAX arrays (and traced values) are immutable and are returned as they are; Python
+    numbers too.
+    """
+    if isinstance(x, (int, float)) or is_traced(x):
+        return x
+    xp = namespace(x)
+    if backend_name(xp) == "jax":
+        return x
+    return xp.asarray(x, copy=True)
+
+
+def check_parameter(value, name: str):
+    """Return a model parameter (a number or an array) if it is finite, as a private copy.
+
+    Raises ``TypeError`` for anything else and ``ValueError`` for NaN or infinite values,
+    naming the parameter; traced JAX values pass unchecked.
+    """
+    if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                       or hasattr(value, "dtype")):
+        raise TypeError(f"{name} must be a number or an array, got {type(value).__name__}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        return value
+    check_finite(value, name)
+    return owned_copy(value)
+
+
+def check_same_backend(**arrays):
+    """The array namespace shared by the named arguments that are arrays.
+
+    Python numbers and non-array objects (covariances, operators) are left out.  Raises
+    ``TypeError`` naming every array argument and its backend when they differ, instead of
+    returning arrays of one backend computed from arrays of another.
+    """
+    given = {k: v for k, v in arrays.items()
+             if hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (int, float))}
+    try:
+        return namespace(*given.values())
+    except TypeError:
+        kinds = ", ".join(f"{k} ({_backend_of(v)})" for k, v in given.items())
+        raise TypeError(f"arguments must be arrays of one backend, got {kinds}") from None
+
+
+def _backend_of(x) -> str:
+    try:
+        return backend_name(namespace(x))
+    except TypeError:
+        return type(x).__module__.split(".")[0]
+
+
+def check_covariance_matrix(C, name: str, tol: float = 1e-10):
+    """Raise ``ValueError`` unless ``C`` (d, d) is symmetric positive semi-definite.
+
+    Both tests are relative to the largest entry: asymmetry above ``tol`` times it, or an
+    eigenvalue below ``-tol`` times it, is refused.  Traced JAX values pass unchecked.
+    """
+    if is_traced(C):
+        return C
+    xp = namespace(C)
+    scale = xp.max(xp.abs(C))
+    if is_traced(scale):
+        return C
+    scale = max(float(scale), 1e-300)
+    asym = float(xp.max(xp.abs(C - xp.matrix_transpose(C))))
+    if asym > tol * scale:
+        raise ValueError(f"{name} must be symmetric (max |{name} - {name}^T| = {asym:.3g})")
+    low = float(xp.min(xp.linalg.eigvalsh(C)))
+    if low < -tol * scale:
+        raise ValueError(f"{name} must be positive semi-definite (a covariance), but it has "
+                         f"the eigenvalue {low:.3g}")
+    return C

@@ -4,10 +4,9 @@ dalib code never imports NumPy for numerics.  Each function asks its inputs for 
 namespace with :func:`namespace` and then calls only functions of the `array API standard
 <https://data-apis.org/array-api/>`_.  The handful of operations the standard lacks
 (triangular solves, the error function, random numbers) are dispatched here, in one place,
-to NumPy/SciPy, CuPy, JAX or a portable fallback.  So are the two GPU-specific paths: a
-batched eigendecomposition split into chunks that cuSOLVER accepts (:func:`eigh`), and an
-optional fused CuPy kernel for the Lorenz-96 forecast (:func:`lorenz96_rk4`), whose
-generic array code is the reference.
+to NumPy/SciPy, CuPy, JAX or a portable fallback.  So is one GPU-specific path: a batched
+eigendecomposition split into chunks that cuSOLVER accepts (:func:`eigh`).  This module
+knows no model: fused kernels of a model live with the model (:mod:`dalib.models.fused`).
 
 Arrays stay where they are: functions create new arrays on the device of their inputs
 (:func:`device`), so a run whose inputs live on a GPU never copies data to the host inside
@@ -19,8 +18,6 @@ stand-in used by the tests to prove that nothing NumPy-specific leaks into the c
 
 from __future__ import annotations
 
-import numbers
-import os
 import sys
 from types import ModuleType
 
@@ -41,8 +38,6 @@ __all__ = [
     "solve_triangular",
     "erf",
     "eigh",
-    "use_fused_kernels",
-    "lorenz96_rk4",
 ]
 
 
@@ -277,38 +272,3 @@ def eigh(A):
         return (xp.concat([p[0] for p in parts], axis=0),
                 xp.concat([p[1] for p in parts], axis=0))
     return xp.linalg.eigh(A)
-
-
-# Fused GPU kernels ----------------------------------------------------------------------
-
-_FUSED = {"enabled": os.environ.get("DALIB_FUSED_KERNELS", "1") != "0"}
-
-
-def use_fused_kernels(enabled: bool = True) -> bool:
-    """Switch the optional fused GPU kernels on or off; returns the previous setting.
-
-    They are on by default (environment variable ``DALIB_FUSED_KERNELS=0`` turns them off)
-    and only ever used for CuPy arrays; with them off, CuPy runs the generic array code,
-    which is the reference the kernels are tested against.
-    """
-    previous = _FUSED["enabled"]
-    _FUSED["enabled"] = bool(enabled)
-    return previous
-
-
-def lorenz96_rk4(x, F, dt: float, steps: int):
-    """``steps`` RK4 steps of Lorenz-96 with one fused kernel per stage, on a GPU.
-
-    Returns ``None`` (so the caller runs the generic code) unless ``x`` is a float32 or
-    float64 CuPy array, ``F`` a number and the fused kernels are switched on (see
-    :func:`use_fused_kernels`).  The kernel reads each stage point once and computes the
-    tendency, the next stage point and the RK4 sum in one pass, instead of the dozen
-    temporary arrays of the generic shift-and-combine code.
-    """
-    if not _FUSED["enabled"] or not _aac.is_cupy_array(x):
-        return None
-    if not isinstance(F, numbers.Real) or x.dtype.char not in "fd":  # pragma: no cover
-        return None
-    from ._cupy_kernels import lorenz96_rk4 as _fused  # pragma: no cover - needs a GPU
-
-    return _fused(x, float(F), float(dt), int(steps))  # pragma: no cover - needs a GPU

@@ -10,26 +10,36 @@ shape ``(..., d)``:
 ``solve(b)``           :math:`C^{-1} b`
 ``sqrt_matmul(z)``     :math:`S z`, with :math:`S S^\top = C` (Cholesky factor)
 ``inv_sqrt_matmul(b)`` :math:`S^{-1} b`, so :math:`|S^{-1}b|^2 = b^\top C^{-1} b`
+``sqrt_T_matmul(g)``   :math:`S^\top g` (the adjoint of ``sqrt_matmul``)
 ``logdet()``           :math:`\log\det C`
+``logpdf(v)``          :math:`\log \mathcal N(v; 0, C)`
 ``sample(rng, shape)`` draws of :math:`\mathcal N(0, C)`, shape ``(*shape, d)``
 ``diagonal(xp)``       the diagonal, ``(d,)`` (optionally ``device=``)
 ``to_dense(xp)``       the full matrix (small problems only; ``device=``)
+``scaled(a)``          the covariance :math:`a C`
+``is_diagonal``        whether :math:`C` is diagonal (scalar or diagonal)
 =====================  ====================================================
 
-Use :func:`as_covariance` to turn a number, a vector of variances or a matrix into one.
+:class:`Covariance` declares this interface as abstract methods, so code that uses a
+covariance never needs to ask which kind it is.  Use :func:`as_covariance` to turn a
+number, a vector of variances or a matrix into one; each keeps its own copy of the numbers
+it was given, so editing the caller's array afterwards changes nothing.
 """
 
 from __future__ import annotations
 
+import abc
 import math
 from types import ModuleType
 
-from ._validate import check_array, check_finite, check_int, check_positive
+from ._validate import check_array, check_finite, check_int, check_positive, owned_copy
 from .backend import device as array_device
 from .backend import get_namespace, is_traced, namespace, solve_triangular
 from .random import default_rng
 
 __all__ = [
+    "LOG_2PI",
+    "gaussian_log_density",
     "Covariance",
     "ScalarCovariance",
     "DiagonalCovariance",
@@ -38,15 +48,77 @@ __all__ = [
 ]
 
 
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_density(quad, logdet, p):
+    r"""The Gaussian log-density from its parts: :math:`-\tfrac12(q + \log\det C + p\log 2\pi)`.
+
+    With :math:`q = v^\top C^{-1} v` this is :math:`\log \mathcal N(v; 0, C)` for ``v`` of
+    length ``p``.  Every Gaussian log-density in dalib ends here; the callers differ in how
+    they get :math:`q` and :math:`\log\det C` (a Cholesky factor, a structured covariance,
+    the Woodbury identity of an ensemble covariance).
+
+    Examples
+    --------
+    >>> import math
+    >>> gaussian_log_density(0.0, 0.0, 1) == -0.5 * math.log(2 * math.pi)
+    True
+    """
+    return -0.5 * (quad + logdet + p * LOG_2PI)
+
+
 def _device_of(variance, device):
     """``device`` if given, else the device of an array-valued variance (or None)."""
     return device if device is not None else array_device(variance)
 
 
-class Covariance:
-    """Base class of structured covariance matrices (see the module docstring)."""
+class Covariance(abc.ABC):
+    r"""Base class of structured covariance matrices :math:`C = S S^\top` (see the module
+    docstring).
+
+    Vectors are rows: every method acts on arrays of shape ``(..., d)``.  A subclass
+    implements the abstract methods and sets ``d`` and ``is_diagonal``.
+    """
 
     d: int
+    is_diagonal: bool
+
+    @abc.abstractmethod
+    def matmul(self, b):
+        """:math:`C b` for rows ``b`` of shape ``(..., d)``."""
+
+    @abc.abstractmethod
+    def solve(self, b):
+        """:math:`C^{-1} b` for rows ``b`` of shape ``(..., d)``."""
+
+    @abc.abstractmethod
+    def sqrt_matmul(self, z):
+        r""":math:`S z` with :math:`S S^\top = C`; maps N(0, I) draws to N(0, C)."""
+
+    @abc.abstractmethod
+    def sqrt_T_matmul(self, g):
+        r""":math:`S^\top g`, the adjoint of :meth:`sqrt_matmul` (chain rule through it)."""
+
+    @abc.abstractmethod
+    def inv_sqrt_matmul(self, b):
+        r""":math:`S^{-1} b`, so that :math:`|S^{-1} b|^2 = b^\top C^{-1} b`."""
+
+    @abc.abstractmethod
+    def logdet(self):
+        r""":math:`\log\det C`."""
+
+    @abc.abstractmethod
+    def diagonal(self, xp: str | ModuleType = "numpy", device=None):
+        """The diagonal of :math:`C`, shape ``(d,)``."""
+
+    @abc.abstractmethod
+    def to_dense(self, xp: str | ModuleType = "numpy", device=None):
+        """The full ``(d, d)`` matrix (small problems only)."""
+
+    @abc.abstractmethod
+    def scaled(self, a) -> "Covariance":
+        """The covariance ``a * C`` for a positive scalar ``a``."""
 
     def sample(self, rng, shape=()):
         """Draw zero-mean Gaussian vectors with this covariance, shape ``(*shape, d)``.
@@ -63,12 +135,14 @@ class Covariance:
         z = rng.standard_normal((*shape, self.d))
         return self.sqrt_matmul(z)
 
+    def logpdf(self, v):
+        r""":math:`\log \mathcal N(v; 0, C)` for ``v`` of shape ``(..., d)``, shape ``(...)``."""
+        z = self.inv_sqrt_matmul(v)
+        xp = namespace(z)
+        return gaussian_log_density(xp.sum(z * z, axis=-1), self.logdet(), self.d)
+
     def _check_vec(self, b, name="b"):
         return check_array(b, name, last=self.d, finite=False)
-
-    def scaled(self, a) -> "Covariance":  # pragma: no cover - abstract
-        """The covariance ``a * C`` for a positive scalar ``a``."""
-        raise NotImplementedError
 
     def __mul__(self, a):
         return self.scaled(a)
@@ -90,8 +164,10 @@ class ScalarCovariance(Covariance):
         Dimension.
     """
 
+    is_diagonal = True
+
     def __init__(self, variance, d: int):
-        self.variance = check_positive(variance, "variance")
+        self.variance = owned_copy(check_positive(variance, "variance"))
         self.d = check_int(d, "d")
 
     @property
@@ -108,6 +184,9 @@ class ScalarCovariance(Covariance):
 
     def sqrt_matmul(self, z):
         return self.std * self._check_vec(z, "z")
+
+    def sqrt_T_matmul(self, g):
+        return self.std * self._check_vec(g, "g")
 
     def inv_sqrt_matmul(self, b):
         return self._check_vec(b) / self.std
@@ -145,9 +224,12 @@ class DiagonalCovariance(Covariance):
         Positive variances.
     """
 
+    is_diagonal = True
+
     def __init__(self, variances):
         check_array(variances, "variances", ndim=1)
         check_positive(variances, "variances")
+        variances = owned_copy(variances)
         self.variances = variances
         self.d = int(variances.shape[0])
         self._std = namespace(variances).sqrt(variances)
@@ -160,6 +242,9 @@ class DiagonalCovariance(Covariance):
 
     def sqrt_matmul(self, z):
         return self._std * self._check_vec(z, "z")
+
+    def sqrt_T_matmul(self, g):
+        return self._std * self._check_vec(g, "g")
 
     def inv_sqrt_matmul(self, b):
         return self._check_vec(b) / self._std
@@ -191,8 +276,11 @@ class DenseCovariance(Covariance):
         Name used in error messages (e.g. ``"C0"``).
     """
 
+    is_diagonal = False
+
     def __init__(self, C, name: str = "C"):
         check_array(C, name, ndim=2)
+        C = owned_copy(C)
         if C.shape[0] != C.shape[1]:
             raise ValueError(f"{name} must be a square matrix, got shape {tuple(C.shape)}")
         xp = namespace(C)
@@ -229,6 +317,9 @@ class DenseCovariance(Covariance):
 
     def sqrt_matmul(self, z):
         return self._check_vec(z, "z") @ self.L.T
+
+    def sqrt_T_matmul(self, g):
+        return self._check_vec(g, "g") @ self.L
 
     def inv_sqrt_matmul(self, b):
         self._check_vec(b)
@@ -274,6 +365,8 @@ def as_covariance(C, name: str = "C", d: int | None = None) -> Covariance:
             raise ValueError(f"{name} is a scalar, so its dimension d must be given")
         if not isinstance(C, (int, float)):
             check_finite(C, name)
+        elif not math.isfinite(C):
+            raise ValueError(f"{name} must be a positive finite number, got {C!r}")
         if not is_traced(C) and not float(C) > 0:
             raise ValueError(f"{name} must be positive, got {float(C)!r}")
         cov = ScalarCovariance(C, d)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from ._validate import check_array, check_int
-from .backend import device, erf, namespace
+from .backend import device, erf, is_traced, namespace
 
 __all__ = [
     "rmse",
@@ -28,14 +28,37 @@ __all__ = [
 ]
 
 
+def _leading_shapes_match(a, b) -> bool:
+    """Whether shapes ``a`` and ``b`` have one length and each axis equal or 1."""
+    return len(a) == len(b) and all(m == n or 1 in (m, n) for m, n in zip(a, b))
+
+
 def _check_pair(E, x, ensemble=True):
+    """Check an ensemble ``(..., N, d)`` (or an estimate ``(..., d)``) against a truth.
+
+    The leading axes must match axis for axis (an axis of length 1 broadcasts): NumPy's
+    broadcasting of shapes of different lengths, e.g. (J, 1, d) against (J, d), would
+    silently compare every time with every other time.
+    """
+    what = "ensemble" if ensemble else "estimate"
     check_array(x, "truth", min_ndim=1)
-    check_array(E, "ensemble" if ensemble else "estimate", min_ndim=2 if ensemble else 1)
+    check_array(E, what, min_ndim=2 if ensemble else 1)
     d = x.shape[-1]
     if E.shape[-1] != d:
         raise ValueError(
-            f"{'ensemble' if ensemble else 'estimate'} must have shape (..., {d}) like the "
-            f"truth, got {tuple(E.shape)}"
+            f"{what} must have shape (..., {d}) like the truth, got {tuple(E.shape)}"
+        )
+    lead_E = tuple(E.shape[:-2] if ensemble else E.shape[:-1])
+    lead_x = tuple(x.shape[:-1])
+    if not _leading_shapes_match(lead_E, lead_x):
+        if ensemble:
+            want = ("have shape (..., N, d), one axis (the members) more than the truth "
+                    "(..., d), with the same leading axes")
+        else:
+            want = "have as many axes as the truth, each of the same length"
+        raise ValueError(
+            f"{what} of shape {tuple(E.shape)} does not match truth of shape "
+            f"{tuple(x.shape)}: the {what} must {want} (or of length 1)"
         )
 
 
@@ -47,10 +70,17 @@ def rmse(estimate, truth):
     Parameters
     ----------
     estimate, truth : array, shape (..., d)
+        Arrays with the same number of axes; an axis of length 1 broadcasts, so a
+        time series of ensembles ``(J, N, d)`` is scored against a truth ``(J, 1, d)``.
 
     Returns
     -------
     array, shape (...)
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ in their number of axes or in an axis longer than 1.
     """
     _check_pair(estimate, truth, ensemble=False)
     xp = namespace(estimate, truth)
@@ -95,7 +125,8 @@ def spread_error_ratio(E, truth, burn_in: int = 0):
     burn_in : int
         Number of initial times left out.
     """
-    xp = namespace(E)
+    _check_pair(E, truth)
+    xp = namespace(E, truth)
     err = time_average(rmse(xp.mean(E, axis=-2), truth) ** 2, burn_in)
     spr = time_average(spread(E) ** 2, burn_in)
     return xp.sqrt(spr / err)
@@ -117,11 +148,17 @@ def crps_ensemble(E, truth, fair: bool = False):
     E : array, shape (..., N, d)
         Ensemble (members on axis -2).
     truth : array, shape (..., d)
+        One axis fewer than ``E`` (no member axis), with the same leading axes.
 
     Returns
     -------
     array, shape (..., d)
         The CRPS of each component; average it for one number.
+
+    Raises
+    ------
+    ValueError
+        If ``E`` lacks the member axis or its leading axes differ from the truth's.
     """
     _check_pair(E, truth)
     xp = namespace(E, truth)
@@ -144,13 +181,45 @@ def crps_gaussian(mean, std, truth):
         \mathrm{CRPS} = \sigma\Big(z\,(2\Phi(z) - 1) + 2\varphi(z) - \frac{1}{\sqrt\pi}\Big),
         \qquad z = \frac{x - \mu}{\sigma}
 
-    (Gneiting et al. 2005).  Arguments broadcast.
+    (Gneiting et al. 2005).  Arguments broadcast.  A standard deviation of zero is a point
+    forecast, whose CRPS is the limit :math:`|x - \mu|` of the formula as
+    :math:`\sigma \to 0`.
+
+    Raises
+    ------
+    ValueError
+        If ``std`` is negative, or an argument holds NaN or infinite values.
     """
     xp = namespace(mean, std, truth)
+    for value, name in ((mean, "mean"), (std, "std"), (truth, "truth")):
+        if isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} contains NaN or infinite values")
+        else:
+            check_array(value, name)
+    if isinstance(std, (int, float)):
+        if std < 0:
+            raise ValueError(f"std must be non-negative (a standard deviation), got {std!r}")
+        if std == 0:
+            return xp.abs(truth - mean)
+        positive = None
+    else:
+        if not is_traced(std):
+            low = xp.min(std) if std.ndim else std
+            if not is_traced(low) and float(low) < 0:
+                raise ValueError(
+                    f"std must be non-negative (a standard deviation), got a minimum of "
+                    f"{float(low)!r}"
+                )
+        positive = std > 0
+        std = xp.where(positive, std, xp.ones_like(std))
     z = (truth - mean) / std
     Phi = 0.5 * (1 + erf(z / math.sqrt(2)))
     phi = xp.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    return std * (z * (2 * Phi - 1) + 2 * phi - 1 / math.sqrt(math.pi))
+    crps = std * (z * (2 * Phi - 1) + 2 * phi - 1 / math.sqrt(math.pi))
+    if positive is None:
+        return crps
+    return xp.where(positive, crps, xp.abs(truth - mean))
 
 
 def energy_score(E, truth):
@@ -189,16 +258,21 @@ def rank_histogram(E, truth, burn_in: int = 0):
     E : array, shape (J, N, d)
     truth : array, shape (J, d)
     burn_in : int
-        Number of initial times left out.
+        Number of initial times left out; smaller than ``J``.
 
     Returns
     -------
     array, shape (N + 1,)
         Integer counts over all kept times and components.
     """
+    check_array(E, "ensemble", ndim=3)
+    check_array(truth, "truth", ndim=2)
     _check_pair(E, truth)
     xp = namespace(E, truth)
     burn_in = check_int(burn_in, "burn_in", minimum=0)
+    J = max(E.shape[0], truth.shape[0])
+    if burn_in >= J:
+        raise ValueError(f"burn_in ({burn_in}) must be smaller than the number of times ({J})")
     ranks = xp.sum(xp.astype(E < truth[..., None, :], xp.int64), axis=-2)[burn_in:, ...]
     N = E.shape[-2]
     bins = xp.arange(N + 1, dtype=xp.int64, device=device(E))

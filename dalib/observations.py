@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._validate import check_array, check_int
+from ._validate import check_array, check_int, owned_copy
 from .backend import backend_name, device, get_namespace, namespace
 
 __all__ = [
@@ -178,7 +178,7 @@ class Matrix(ObservationOperator):
 
     def __init__(self, H: Any):
         check_array(H, "H", ndim=2)
-        self.H = H
+        self.H = owned_copy(H)  # a later edit of the caller's array cannot bypass the check
         self.p, self.d = int(H.shape[0]), int(H.shape[1])
 
     def __call__(self, x):

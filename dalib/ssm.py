@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ._validate import check_array, check_int, check_positive
 from .backend import device, namespace
-from .covariance import Covariance, as_covariance
+from .covariance import as_covariance
 from .observations import ObservationOperator
 from .random import default_rng
 
@@ -69,6 +69,11 @@ class StateSpaceModel:
             raise TypeError(f"h must be an ObservationOperator, got {type(self.h).__name__}")
         if self.h.d != d:
             raise ValueError(f"h acts on dimension {self.h.d} but m0 has dimension {d}")
+        hm0 = self.h(self.m0)
+        if tuple(hm0.shape) != (self.h.p,):
+            raise ValueError(f"h must map a state of shape ({d},) to an observation of shape "
+                             f"(p,) = ({self.h.p},) (its attribute p), but h(m0) has shape "
+                             f"{tuple(hm0.shape)}")
         check_positive(self.dt, "dt")
         object.__setattr__(self, "R", as_covariance(self.R, "R", d=self.h.p))
         object.__setattr__(self, "C0", as_covariance(self.C0, "C0", d=d))

@@ -96,3 +96,13 @@ def test_bad_covariances_are_named(value, d, message):
 def test_dense_rejects_non_pd_on_every_backend(xp):
     with pytest.raises(ValueError, match="C0 must be positive definite"):
         DenseCovariance(xp.asarray([[1.0, 0.0], [0.0, -1.0]]), name="C0")
+
+
+def test_logpdf_is_the_gaussian_density(xp, rng):
+    from scipy.stats import multivariate_normal
+
+    v = rng.standard_normal((4, D))
+    for name, (cov, C) in covariances(xp, rng).items():
+        want = multivariate_normal(np.zeros(D), C).logpdf(v)
+        np.testing.assert_allclose(npy(cov.logpdf(xp.asarray(v))), want, rtol=1e-12,
+                                   err_msg=name)

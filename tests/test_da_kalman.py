@@ -102,6 +102,11 @@ def test_kf_steps_match_textbook_formulas(xp):
     np.testing.assert_allclose(npy(ma), m + K @ (y - H @ m), atol=1e-12)
     np.testing.assert_allclose(npy(Ca), (np.eye(d) - K @ H) @ C, atol=1e-12)
     assert float(ll) == pytest.approx(multivariate_normal(H @ m, S).logpdf(y), rel=1e-12)
+    *same, K_lib = kf_analysis(*(dalib.asarray(v, xp) for v in (m, C, y, H)),
+                               dalib.asarray(np.diag(R), xp), return_gain=True)
+    np.testing.assert_allclose(npy(K_lib), K, atol=1e-12)
+    for got, want in zip(same, (ma, Ca, ll)):
+        np.testing.assert_array_equal(npy(got), npy(want))
 
 
 def test_3dvar_with_steady_state_covariance_is_steady_state_kalman(xp):

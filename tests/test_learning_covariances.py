@@ -286,7 +286,7 @@ def test_exercise_checks_accept_solutions_and_explain_mistakes():
 @pytest.mark.parametrize("N, p", [(30, 3), (5, 8)])
 def test_observation_space_transform_equals_the_etkf_transform(N, p):
     from dalib.da import etkf_transform
-    from dalib.learning.covariances import _etkf_transform_obs_space
+    from dalib.da._kernels import etkf_weights
     from dalib.observations import Identity
 
     gen = np.random.default_rng(N)
@@ -295,10 +295,14 @@ def test_observation_space_transform_equals_the_etkf_transform(N, p):
     R = dalib.as_covariance(np.linspace(0.5, 2.0, p), "R")
     w_ref, T_ref = etkf_transform(E, y, Identity(p), R)
     Y = E - E.mean(axis=0)
-    w, U, c = _etkf_transform_obs_space(R.inv_sqrt_matmul(Y),
-                                        R.inv_sqrt_matmul(y - E.mean(axis=0)), N, np)
+    w, T = etkf_weights(R.inv_sqrt_matmul(Y), R.inv_sqrt_matmul(y - E.mean(axis=0)), N, np,
+                        space="observation")
     np.testing.assert_allclose(w, w_ref, atol=1e-12)
-    np.testing.assert_allclose(np.eye(N) + U @ np.diag(c) @ U.T, T_ref, atol=1e-12)
+    np.testing.assert_allclose(T, T_ref, atol=1e-12)
+    # T is the symmetric square root: (T / sqrt(N-1))^2 G = I with G = Yw Yw^T + (N-1) I
+    Yw = R.inv_sqrt_matmul(Y)
+    G = Yw @ Yw.T + (N - 1) * np.eye(N)
+    np.testing.assert_allclose(T @ T @ G / (N - 1), np.eye(N), atol=1e-10)
 
 
 def test_em_enks_runs_on_every_backend(xp):

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import dalib
-from dalib.backend import eigh, lorenz96_rk4, use_fused_kernels
+from dalib.backend import eigh
 from dalib.covariance import DiagonalCovariance
 from dalib.da import etkf_analysis, letkf_analysis, local_observations
 from dalib.models import Lorenz96, RK4Map
+from dalib.models.fused import lorenz96_rk4, use_fused_kernels
 from dalib.observations import EveryKth, Identity
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,10 @@ localization  Gaspari-Cohn taper, B-localisation, LETKF (7.6.3)
 particle      bootstrap and optimal-proposal particle filters (7.7, 7.8)
 fourdvar      strong-constraint 4DVar with the adjoint gradient, cycled 4DVar (7.9)
 smoothers     ensemble Kalman smoother and reanalyses (7.10)
-methods       filter objects for the cycling driver
+reanalyses    ready-made reanalysis datasets (:func:`lorenz96_reanalysis`)
+ensemble      the shared base of the ensemble filter objects; EnsembleFilter
+methods       the protocol :class:`Method` of the filter objects (each lives beside its
+              algorithm above)
 cycling       the driver :func:`assimilate`
 result        :class:`AssimilationResult` and :class:`FilterDivergenceError`
 
@@ -28,18 +31,22 @@ from . import (
     cycling,
     ekf,
     enkf,
+    ensemble,
     fourdvar,
     kalman,
     localization,
     methods,
     particle,
+    reanalyses,
     result,
     smoothers,
     var3d,
 )
 from .cycling import assimilate, progress_enabled
-from .ekf import ekf_analysis, ekf_forecast, model_jacobian
+from .ekf import ExtendedKF, ekf_analysis, ekf_forecast, model_jacobian
 from .enkf import (
+    ETKF,
+    EnKF,
     additive_inflation,
     anomalies,
     enkf_analysis,
@@ -49,8 +56,11 @@ from .enkf import (
     inflate,
     random_rotation,
 )
+from .ensemble import EnsembleFilter, EnsembleMethod
 from .fourdvar import FourDVarResult, cycled_fourdvar, fourdvar_analysis, fourdvar_cost
 from .kalman import (
+    GaussianState,
+    KalmanFilter,
     KalmanResult,
     SmootherResult,
     kalman_filter,
@@ -60,6 +70,7 @@ from .kalman import (
     rts_smoother,
 )
 from .localization import (
+    LETKF,
     LocalObservations,
     gaspari_cohn,
     letkf_analysis,
@@ -68,23 +79,12 @@ from .localization import (
     observation_locations,
     periodic_distance,
 )
-from .methods import (
-    ETKF,
-    LETKF,
-    BootstrapPF,
-    EnKF,
-    EnsembleFilter,
-    EnsembleMethod,
-    ExtendedKF,
-    GaussianState,
-    KalmanFilter,
-    Method,
-    OptimalPF,
-    ParticleState,
-    ThreeDVar,
-)
+from .methods import Method
 from .particle import (
+    BootstrapPF,
+    OptimalPF,
     OptimalProposal,
+    ParticleState,
     bootstrap_log_weights,
     effective_sample_size,
     normalize_log_weights,
@@ -94,9 +94,10 @@ from .particle import (
     weighted_mean,
     weighted_spread,
 )
-from .result import AssimilationResult, FilterDivergenceError
+from .reanalyses import lorenz96_reanalysis
+from .result import AssimilationResult, FilterDivergenceError, FilterDivergenceWarning
 from .smoothers import enks, reanalysis
-from .var3d import steady_state_covariance, var3d_analysis, var3d_gain
+from .var3d import ThreeDVar, steady_state_covariance, var3d_analysis, var3d_gain
 
 __all__ = [
     # driver and results
@@ -104,6 +105,7 @@ __all__ = [
     "progress_enabled",
     "AssimilationResult",
     "FilterDivergenceError",
+    "FilterDivergenceWarning",
     # filter objects
     "Method",
     "EnsembleMethod",
@@ -168,15 +170,18 @@ __all__ = [
     "cycled_fourdvar",
     "enks",
     "reanalysis",
+    "lorenz96_reanalysis",
     # modules
     "cycling",
     "ekf",
     "enkf",
+    "ensemble",
     "fourdvar",
     "kalman",
     "localization",
     "methods",
     "particle",
+    "reanalyses",
     "result",
     "smoothers",
     "var3d",

@@ -25,14 +25,24 @@ from __future__ import annotations
 import math
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from .._validate import check_array, check_int
 from ..backend import device, namespace
 from ..random import default_rng
 from .methods import Method
-from .result import AssimilationResult, FilterDivergenceError
+from .result import AssimilationResult, FilterDivergenceError, resolve_burn_in
 
-__all__ = ["assimilate", "FilterDivergenceError", "progress_enabled"]
+__all__ = [
+    "assimilate",
+    "cycle",
+    "Cycled",
+    "FilterDivergenceError",
+    "progress_enabled",
+    "progress_range",
+    "check_twin",
+]
 
 
 def progress_enabled(progress=None) -> bool:
@@ -51,7 +61,8 @@ def progress_enabled(progress=None) -> bool:
     return tty and not os.environ.get("CI")
 
 
-def _iterate(J, progress, desc):
+def progress_range(J: int, progress, desc: str):
+    """``range(J)``, wrapped in a tqdm progress bar when :func:`progress_enabled` says so."""
     if not progress_enabled(progress):
         return range(J)
     try:
@@ -108,6 +119,9 @@ def check_twin(twin):
     """Validate a twin experiment's observations once (shape and finiteness)."""
     ssm = twin.ssm
     check_array(twin.y, "twin.y", ndim=2, last=ssm.p)
+    if twin.y.shape[0] == 0:
+        raise ValueError("twin.y holds no observations (J = 0): simulate at least one "
+                         "observation time, e.g. ssm.simulate(J=100, rng=0)")
     check_array(twin.x, "twin.x", ndim=2, last=ssm.d, finite=False)
     if twin.x.shape[0] != twin.y.shape[0] + 1:
         raise ValueError(
@@ -151,20 +165,80 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     FilterDivergenceError
         If a forecast or analysis mean becomes NaN or infinite; the message names the
         first such cycle.
+
+    Warns
+    -----
+    FilterDivergenceWarning
+        If the run stays finite but loses the truth (``result.diverged``, see
+        :meth:`~dalib.da.result.AssimilationResult.divergence`).
     """
     if not isinstance(method, Method):
         raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")
     check_twin(twin)
-    ssm = twin.ssm
-    J = twin.J
-    burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
-    if burn_in > J:
-        raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    burn_in = resolve_burn_in(burn_in, twin.J)
+    run = cycle(method, twin.ssm, twin.y, rng, store_ensembles=store_ensembles,
+                progress=progress, check_every=check_every)
+    result = AssimilationResult(
+        method=repr(method),
+        twin=twin,
+        analysis=run.analysis,
+        forecast=run.forecast,
+        spread_a=run.spread_a,
+        spread_f=run.spread_f,
+        innovations=run.innovations,
+        ensembles_a=run.ensembles_a,
+        ensembles_f=run.ensembles_f,
+        log_weights=run.log_weights,
+        burn_in=burn_in,
+        extras=method.extras(run.state),
+    )
+    result.warn_if_diverged()
+    return result
+
+
+@dataclass(frozen=True)
+class Cycled:
+    r"""The series of one run of :func:`cycle`, indexed by time ``j = 0..J``.
+
+    ``analysis``, ``forecast`` (J + 1, d) are the means, ``spread_a``, ``spread_f``
+    (J + 1,) the spreads (``None`` if the method has none), ``innovations`` (J, p) the
+    :math:`y_j - h(\hat m_j)`, ``ensembles_a``, ``ensembles_f`` (J + 1, N, d) and
+    ``log_weights`` (J + 1, N) the stored ensembles (``None`` unless asked for) and
+    ``state`` the method's final state.
+    """
+
+    analysis: Any
+    forecast: Any
+    spread_a: Any
+    spread_f: Any
+    innovations: Any
+    ensembles_a: Any
+    ensembles_f: Any
+    log_weights: Any
+    state: Any
+
+
+def cycle(method: Method, ssm, y, rng, *, store_ensembles: bool = False,
+          progress: bool | None = None, check_every: int = 1) -> Cycled:
+    r"""The loop of :func:`assimilate` over observations ``y`` (J, p), without a truth.
+
+    For callers that have observations but no truth (learning from data); the arguments
+    are those of :func:`assimilate`.  The shape of ``y`` and the method are validated here,
+    the finiteness of ``y`` (one host synchronisation) is left to the caller.
+
+    Returns
+    -------
+    Cycled
+    """
+    if not isinstance(method, Method):
+        raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")
+    check_array(y, "y", ndim=2, last=ssm.p, finite=False)  # finiteness: the caller's job
+    J = int(y.shape[0])
     check_every = check_int(check_every, "check_every", minimum=0)
     method.check(ssm)
     xp = namespace(ssm.m0)
     rng = default_rng(rng, xp, device(ssm.m0))
-    h, y = ssm.h, twin.y
+    h = ssm.h
 
     state = method.init(ssm, rng)
     m, s = method.moments(state)
@@ -179,7 +253,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
             logws = [method.log_weights(state)]
 
     guard = _FiniteGuard(method, J, means_f, means_a, xp)
-    for j in _iterate(J, progress, type(method).__name__):
+    for j in progress_range(J, progress, type(method).__name__):
         state = method.forecast(state, ssm, rng)
         mf, sf = method.moments(state)
         means_f.append(mf)
@@ -209,9 +283,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     def stack(values):
         return None if values is None or values[0] is None else xp.stack(values)
 
-    return AssimilationResult(
-        method=repr(method),
-        twin=twin,
+    return Cycled(
         analysis=xp.stack(means_a),
         forecast=xp.stack(means_f),
         spread_a=stack(spreads_a),
@@ -220,6 +292,5 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
         ensembles_a=stack(ens_a),
         ensembles_f=stack(ens_f),
         log_weights=stack(logws),
-        burn_in=burn_in,
-        extras=method.extras(state),
+        state=state,
     )

@@ -14,11 +14,13 @@ tangent-linear model ``M.jvp``: one batched call on the ``d`` unit vectors.
 
 from __future__ import annotations
 
-from .._validate import check_array
+from .._validate import check_array, check_positive
 from ..backend import device, namespace
-from ._common import dense, gaussian_update, symmetrize
+from ._kernels import cov_spread, dense, gaussian_update, symmetrize
+from .kalman import GaussianState
+from .methods import Method
 
-__all__ = ["model_jacobian", "ekf_forecast", "ekf_analysis"]
+__all__ = ["model_jacobian", "ekf_forecast", "ekf_analysis", "ExtendedKF"]
 
 
 def model_jacobian(M, x):
@@ -93,3 +95,54 @@ def ekf_analysis(m, C, y, h, R):
     xp = namespace(m, C, y)
     R = dense(R, xp, h.p, "R", device(m))
     return gaussian_update(m, C, y - h(m), h.jacobian(m), R, xp)
+
+
+class ExtendedKF(Method):
+    """Extended Kalman filter (:mod:`dalib.da.ekf`).
+
+    Parameters
+    ----------
+    inflation : float
+        Multiplicative inflation: the forecast covariance is multiplied by ``inflation**2``.
+    additive : covariance-like, optional
+        Added to the forecast covariance (on top of ``Q``).
+    """
+
+    def __init__(self, inflation: float = 1.0, additive=None):
+        self.inflation = float(check_positive(inflation, "inflation"))
+        self.additive = additive
+
+    def _params(self):
+        return {"inflation": self.inflation}
+
+    def check(self, ssm):
+        if not hasattr(ssm.M, "jvp"):
+            raise TypeError(f"ExtendedKF needs M.jvp (tangent-linear model); "
+                            f"{type(ssm.M).__name__} has none")
+        if not hasattr(ssm.h, "jacobian"):
+            raise TypeError("ExtendedKF needs h.jacobian")
+
+    def init(self, ssm, rng):
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
+        self._Q = dense(ssm.Q, xp, ssm.d, "Q", dev)
+        if self.additive is not None:
+            self._Q = self._Q + dense(self.additive, xp, ssm.d, "additive", dev)
+        self._R = ssm.R.to_dense(xp, device=dev)
+        return GaussianState(ssm.m0, ssm.C0.to_dense(xp, device=dev), 0.0)
+
+    def forecast(self, s, ssm, rng):
+        m, DM = model_jacobian(ssm.M, s.m)
+        C = (self.inflation ** 2) * (DM @ s.C @ DM.T) + self._Q
+        return GaussianState(m, symmetrize(C), s.loglik)
+
+    def analysis(self, s, y, ssm, rng):
+        xp = namespace(s.m)
+        H = ssm.h.jacobian(s.m)
+        m, C, inc = gaussian_update(s.m, s.C, y - ssm.h(s.m), H, self._R, xp)
+        return GaussianState(m, C, s.loglik + inc)
+
+    def moments(self, s):
+        return s.m, cov_spread(s.C, namespace(s.C))
+
+    def extras(self, s):
+        return {"loglik": s.loglik}

@@ -32,7 +32,15 @@ from .._validate import check_array, check_positive
 from ..backend import device, get_namespace, namespace
 from ..covariance import as_covariance
 from ..random import default_rng
-from ._common import as_R, check_ensemble
+from ._kernels import (
+    as_R,
+    check_ensemble,
+    etkf_weights,
+    inflate_anomalies,
+    whitened_obs,
+)
+from .ensemble import EnsembleMethod
+from .localization import check_radius, localization_matrices, observation_locations
 
 __all__ = [
     "ensemble_mean",
@@ -43,6 +51,8 @@ __all__ = [
     "etkf_analysis",
     "etkf_transform",
     "random_rotation",
+    "ETKF",
+    "EnKF",
 ]
 
 
@@ -76,9 +86,7 @@ def inflate(E, factor):
         :math:`\alpha \ge 1` (values below 1 deflate).
     """
     check_positive(factor, "factor")
-    xp = namespace(E)
-    m = xp.mean(E, axis=-2, keepdims=True)
-    return m + factor * (E - m)
+    return inflate_anomalies(E, factor, namespace(E))
 
 
 def additive_inflation(E, Q, rng):
@@ -105,21 +113,6 @@ def _check_args(E, y, h):
     return namespace(E, y)
 
 
-def _whitened_obs(E, y, h, R, xp):
-    r"""Mean, anomalies, and whitened observation anomalies and innovation.
-
-    Returns :math:`\bar x`, :math:`X`, :math:`\tilde Y = S^{-1} Y` (rows) and
-    :math:`\tilde d = S^{-1}(y - \bar y)`.
-    """
-    xbar = xp.mean(E, axis=0)
-    X = E - xbar
-    hE = h(E)
-    ybar = xp.mean(hE, axis=0)
-    Yw = R.inv_sqrt_matmul(hE - ybar)
-    dw = R.inv_sqrt_matmul(y - ybar)
-    return xbar, X, Yw, dw
-
-
 # ----------------------------------------------------------------------------------------
 # Perturbed-observation EnKF
 # ----------------------------------------------------------------------------------------
@@ -127,7 +120,7 @@ def _whitened_obs(E, y, h, R, xp):
 
 def _enkf(E, y, h, R, rng, xp, center=True):
     N = E.shape[0]
-    _, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
+    _, X, Yw, dw = whitened_obs(E, y, h, R, xp)
     # Whitened perturbed innovations S^{-1}(y + eta_n - h(E_n)) = dw - Yw_n + z_n, z_n ~ N(0, I).
     Z = rng.standard_normal(Yw.shape)
     if center:
@@ -216,22 +209,9 @@ def enkf_analysis(E, y, h, R, rng, *, center: bool = True, localization=None):
 # ----------------------------------------------------------------------------------------
 
 
-def _etkf_weights(Yw, dw, N, xp):
-    r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
-
-    ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
-    whitened innovation :math:`\tilde d` (p,).
-    """
-    s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
-    lam = s + (N - 1)
-    w = V @ ((V.T @ (Yw @ dw)) / lam)
-    T = (V * xp.sqrt((N - 1) / lam)) @ V.T
-    return w, T
-
-
 def _etkf(E, y, h, R, xp, inflation=1.0, rotation=None):
-    xbar, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
-    w, T = _etkf_weights(Yw, dw, E.shape[0], xp)
+    xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
+    w, T = etkf_weights(Yw, dw, E.shape[0], xp)
     if rotation is not None:
         T = rotation @ T  # a mean-preserving rotation of the analysis anomalies
     if inflation != 1.0:
@@ -280,8 +260,8 @@ def etkf_transform(E, y, h, R):
     """
     xp = _check_args(E, y, h)
     R = as_R(R, y.shape[0])
-    _, _, Yw, dw = _whitened_obs(E, y, h, R, xp)
-    return _etkf_weights(Yw, dw, E.shape[0], xp)
+    _, _, Yw, dw = whitened_obs(E, y, h, R, xp)
+    return etkf_weights(Yw, dw, E.shape[0], xp)
 
 
 def etkf_analysis(E, y, h, R, *, inflation: float = 1.0):
@@ -327,3 +307,83 @@ def etkf_analysis(E, y, h, R, *, inflation: float = 1.0):
     R = as_R(R, y.shape[0])
     return _etkf(E, y, h, R, xp, inflation)
 
+
+# ----------------------------------------------------------------------------------------
+# Filter objects for the cycling driver
+# ----------------------------------------------------------------------------------------
+
+
+class ETKF(EnsembleMethod):
+    """Ensemble transform Kalman filter (:func:`~dalib.da.enkf.etkf_analysis`).
+
+    Parameters
+    ----------
+    N, inflation, additive
+        As :class:`EnsembleMethod`.
+    rotate : bool
+        Apply a random mean-preserving rotation (:func:`~dalib.da.enkf.random_rotation`)
+        to the analysis anomalies every cycle.
+
+    Examples
+    --------
+    >>> method = ETKF(N=20, inflation=1.02)
+    """
+
+    def __init__(self, N: int, inflation: float = 1.0, additive=None, rotate: bool = False):
+        super().__init__(N, inflation, additive)
+        self.rotate = bool(rotate)
+
+    def _params(self):
+        out = super()._params()
+        if self.rotate:
+            out["rotate"] = True
+        return out
+
+    def analysis(self, E, y, ssm, rng):
+        xp = namespace(E)
+        rotation = random_rotation(self.N, rng, xp, device(E)) if self.rotate else None
+        return _etkf(E, y, ssm.h, ssm.R, xp, self.inflation, rotation)
+
+
+class EnKF(EnsembleMethod):
+    """Perturbed-observation EnKF (:func:`~dalib.da.enkf.enkf_analysis`).
+
+    Parameters
+    ----------
+    N, inflation, additive
+        As :class:`EnsembleMethod`.
+    radius : float, optional
+        Gaspari-Cohn half-width of Schur-product (B-) localisation on a periodic 1-D grid;
+        ``None`` for none.
+    center : bool
+        Centre the observation perturbations.
+    """
+
+    def __init__(self, N: int, inflation: float = 1.0, additive=None, radius=None,
+                 center: bool = True):
+        super().__init__(N, inflation, additive)
+        self.radius = check_radius(radius)
+        self.center = bool(center)
+        self._rho = None
+
+    def _params(self):
+        out = super()._params()
+        if self.radius is not None:
+            out["radius"] = self.radius
+        return out
+
+    def prepare(self, ssm):
+        self._rho = None
+        if self.radius is not None:
+            self._rho = localization_matrices(
+                ssm.d, observation_locations(ssm.h), self.radius, namespace(ssm.m0),
+                device(ssm.m0),
+            )
+
+    def analysis(self, E, y, ssm, rng):
+        xp = namespace(E)
+        if self._rho is None:
+            E = _enkf(E, y, ssm.h, ssm.R, rng, xp, self.center)
+        else:
+            E = _enkf_schur(E, y, ssm.h, ssm.R, rng, *self._rho, xp, self.center)
+        return self._inflate(E, xp)

@@ -27,15 +27,16 @@ For a linear model and linear ``h`` the minimiser is the mean of
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_int
 from ..backend import asarray, namespace, to_numpy
-from ..covariance import DenseCovariance, as_covariance
+from ..covariance import as_covariance
 from ..models.integrate import trajectory
-from .cycling import _iterate, check_twin
-from .result import AssimilationResult
+from .cycling import check_twin, progress_range
+from .result import AssimilationResult, FilterDivergenceWarning, resolve_burn_in
 
 __all__ = ["fourdvar_cost", "fourdvar_analysis", "FourDVarResult", "cycled_fourdvar"]
 
@@ -79,6 +80,7 @@ def fourdvar_cost(x0, xb, ys, M, h, B, R):
     cost : array, shape ()
     grad : array, shape (d,)
     """
+    check_adjoints(M, h)
     check_array(x0, "x0", ndim=1)
     d = x0.shape[0]
     check_array(xb, "xb", ndim=1, last=d)
@@ -92,11 +94,13 @@ def fourdvar_cost(x0, xb, ys, M, h, B, R):
     return 0.5 * xp.sum(dx * Bdx) + cost_o, Bdx + grad_o
 
 
-def _sqrt_T(B, g):
-    r""":math:`S^\top g` for the square root :math:`S` of ``B`` used by ``sqrt_matmul``."""
-    if isinstance(B, DenseCovariance):
-        return g @ B.L
-    return B.sqrt_matmul(g)  # scalar and diagonal square roots are symmetric
+def check_adjoints(M, h):
+    """Raise ``TypeError`` naming what is missing unless ``M`` and ``h`` have ``vjp``."""
+    for obj, name, example in ((M, "M", "an RK4Map of a model with rhs_vjp, or a "
+                                "LinearModel"), (h, "h", "an ObservationOperator")):
+        if not callable(getattr(obj, "vjp", None)):
+            raise TypeError(f"4DVar needs the adjoint of {name}: {name} must have a method "
+                            f"vjp(x, w) ({example}); {type(obj).__name__} has none")
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ def fourdvar_analysis(xb, ys, M, h, B, R, *, x0=None, gtol: float = 1e-8,
     """
     from scipy.optimize import minimize
 
+    check_adjoints(M, h)
     check_array(xb, "xb", ndim=1)
     d = xb.shape[0]
     check_array(ys, "ys", ndim=2, last=h.p)
@@ -167,7 +172,7 @@ def fourdvar_analysis(xb, ys, M, h, B, R, *, x0=None, gtol: float = 1e-8,
         x0_ = xb + B.sqrt_matmul(v)
         cost_o, grad_o = _obs_cost_grad(x0_, ys, M, h, R, xp)
         cost = 0.5 * xp.sum(v * v) + cost_o
-        grad = v + _sqrt_T(B, grad_o)
+        grad = v + B.sqrt_T_matmul(grad_o)
         return float(cost), to_numpy(grad).astype("float64")
 
     if x0 is None:
@@ -213,21 +218,38 @@ def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: f
         As in :func:`~dalib.da.cycling.assimilate`.
     gtol, maxiter
         Passed to :func:`fourdvar_analysis`.
+
+    Returns
+    -------
+    AssimilationResult
+        With ``extras["converged"]``, one bool per window (whether L-BFGS reported
+        convergence), and ``extras["iterations"]``, its iterations per window.
+
+    Warns
+    -----
+    FilterDivergenceWarning
+        If the optimiser stopped short in some window (e.g. at ``maxiter``): the analysis
+        of that window is not the minimiser.  Also if the run lost the truth
+        (``result.diverged``).
     """
     check_twin(twin)
     ssm = twin.ssm
+    check_adjoints(ssm.M, ssm.h)
     window = check_int(window, "window")
     J = twin.J
     xp = namespace(ssm.m0)
     B = as_covariance(B, "B", d=ssm.d)
     xb = ssm.m0
     analysis, forecast = [None] * (J + 1), [None] * (J + 1)
+    converged, iterations = [], []
     n_windows = -(-J // window)
-    for k in _iterate(n_windows, progress, "4DVar"):
+    for k in progress_range(n_windows, progress, "4DVar"):
         t0 = k * window
         L = min(window, J - t0)
         res = fourdvar_analysis(xb, twin.y[t0:t0 + L, :], ssm.M, ssm.h, B, ssm.R,
                                 gtol=gtol, maxiter=maxiter)
+        converged.append(res.success)
+        iterations.append(res.iterations)
         background = trajectory(ssm.M, xb, L)
         if k == 0:
             analysis[0], forecast[0] = res.trajectory[0, :], xb
@@ -236,12 +258,21 @@ def cycled_fourdvar(twin, B, window: int, *, burn_in: int | None = None, gtol: f
             forecast[t0 + i] = background[i, :]
         xb = res.trajectory[L, :]
     forecast = xp.stack(forecast)
-    burn_in = min(J // 10, J - 1) if burn_in is None else check_int(burn_in, "burn_in", minimum=0)
-    return AssimilationResult(
+    burn_in = resolve_burn_in(burn_in, J)
+    result = AssimilationResult(
         method=f"cycled 4DVar(window={window})",
         twin=twin,
         analysis=xp.stack(analysis),
         forecast=forecast,
         innovations=twin.y - ssm.h(forecast[1:, :]),
         burn_in=burn_in,
+        extras={"converged": tuple(converged), "iterations": tuple(iterations)},
     )
+    failed = [k for k, ok in enumerate(converged) if not ok]
+    if failed:
+        warnings.warn(f"4DVar did not converge in {len(failed)} of {n_windows} windows "
+                      f"(first: window {failed[0]}, after {iterations[failed[0]]} "
+                      f"iterations; maxiter={maxiter}): raise maxiter or loosen gtol",
+                      FilterDivergenceWarning, stacklevel=2)
+    result.warn_if_diverged()
+    return result

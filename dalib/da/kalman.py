@@ -23,9 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_array
+from .._validate import check_array, check_covariance_matrix, check_same_backend
 from ..backend import device, namespace
-from ._common import chol_solve, dense, gaussian_update, observation_matrix, symmetrize
+from ._kernels import (
+    chol_solve,
+    cov_spread,
+    dense,
+    gaussian_update,
+    observation_matrix,
+    symmetrize,
+)
+from .methods import Method
 
 __all__ = [
     "kf_forecast",
@@ -35,6 +43,8 @@ __all__ = [
     "kalman_smoother",
     "KalmanResult",
     "SmootherResult",
+    "GaussianState",
+    "KalmanFilter",
 ]
 
 
@@ -74,8 +84,14 @@ def kf_forecast(m, C, A, Q=None):
     return A @ m, symmetrize(A @ C @ A.T + dense(Q, xp, d, "Q", device(m)))
 
 
-def kf_analysis(m, C, y, H, R):
+def kf_analysis(m, C, y, H, R, *, return_gain: bool = False):
     r"""Kalman analysis step (Joseph form) and the log-likelihood of ``y``.
+
+    .. math::
+        S = H\hat C H^\top + R,\qquad K = \hat C H^\top S^{-1},\qquad
+        m = \hat m + K(y - H\hat m),
+
+    with one Cholesky factorisation of :math:`S` for the gain and the likelihood.
 
     Parameters
     ----------
@@ -98,13 +114,35 @@ def kf_analysis(m, C, y, H, R):
         :math:`C = (I - KH)\hat C (I - KH)^\top + K R K^\top`.
     loglik : array, shape ()
         :math:`\log \mathcal N(y; H\hat m, H\hat C H^\top + R)`.
+    K : array, shape (d, p)
+        The Kalman gain :math:`\hat C H^\top S^{-1}`, only with ``return_gain=True``.
+
+    Raises
+    ------
+    ValueError
+        If ``C`` is not symmetric positive semi-definite, or a shape does not fit.
+    TypeError
+        If the array arguments belong to different backends.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m, C, loglik, K = kf_analysis(np.zeros(1), np.eye(1), np.ones(1), np.eye(1), 1.0,
+    ...                               return_gain=True)
+    >>> np.round([m[0], C[0, 0], K[0, 0]], 12).tolist()  # equal weights: half-way
+    [0.5, 0.5, 0.5]
     """
+    # -- input validation: every check of the arguments belongs in this block ----------
     d = _check_mean_cov(m, C)
+    check_same_backend(m=m, C=C, y=y, H=H, R=R)
+    check_covariance_matrix(C, "C")
     xp = namespace(m, C)
     Hm = observation_matrix(H, xp, d, device=device(m))
     p = Hm.shape[0]
     check_array(y, "y", ndim=1, last=p)
-    return gaussian_update(m, C, y - Hm @ m, Hm, dense(R, xp, p, "R", device(m)), xp)
+    Rd = dense(R, xp, p, "R", device(m))
+    # -- the update (arguments validated above) -------------------------------------------
+    return gaussian_update(m, C, y - Hm @ m, Hm, Rd, xp, return_gain=return_gain)
 
 
 @dataclass(frozen=True)
@@ -170,6 +208,9 @@ def kalman_filter(ssm, y) -> KalmanResult:
     """
     xp, A, H = _linear_parts(ssm)
     check_array(y, "y", ndim=2, last=ssm.p)
+    if y.shape[0] == 0:
+        raise ValueError(f"y must hold at least one observation, shape (J, {ssm.p}) with "
+                         "J >= 1; got shape (0, ...)")
     d = ssm.d
     dev = device(ssm.m0)
     Q = dense(ssm.Q, xp, d, "Q", dev)
@@ -229,3 +270,46 @@ def kalman_smoother(ssm, y) -> SmootherResult:
     """Kalman filter followed by the RTS smoother, for a linear-Gaussian ``ssm``."""
     _, A, _ = _linear_parts(ssm)
     return rts_smoother(kalman_filter(ssm, y), A)
+
+
+@dataclass(frozen=True)
+class GaussianState:
+    """Mean ``m`` (d,), covariance ``C`` (d, d) or ``None``, and the running log-likelihood."""
+
+    m: Any
+    C: Any = None
+    loglik: Any = 0.0
+
+
+class KalmanFilter(Method):
+    """The Kalman filter (:mod:`dalib.da.kalman`) for a linear model and linear ``h``."""
+
+    def check(self, ssm):
+        if getattr(ssm.M, "A", None) is None:
+            raise TypeError(
+                f"KalmanFilter needs a LinearModel; got {type(ssm.M).__name__} "
+                "(use ExtendedKF or an ensemble method)"
+            )
+        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h", device=device(ssm.m0))
+
+    def init(self, ssm, rng):
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
+        self._H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=dev)
+        self._Q = dense(ssm.Q, xp, ssm.d, "Q", dev)
+        self._R = ssm.R.to_dense(xp, device=dev)
+        return GaussianState(ssm.m0, ssm.C0.to_dense(xp, device=dev), 0.0)
+
+    def forecast(self, s, ssm, rng):
+        A = ssm.M.A
+        return GaussianState(A @ s.m, symmetrize(A @ s.C @ A.T + self._Q), s.loglik)
+
+    def analysis(self, s, y, ssm, rng):
+        xp = namespace(s.m)
+        m, C, inc = gaussian_update(s.m, s.C, y - self._H @ s.m, self._H, self._R, xp)
+        return GaussianState(m, C, s.loglik + inc)
+
+    def moments(self, s):
+        return s.m, cov_spread(s.C, namespace(s.C))
+
+    def extras(self, s):
+        return {"loglik": s.loglik}

@@ -27,15 +27,15 @@ with half-width :math:`c`: it equals 1 at :math:`r = 0` and vanishes for :math:`
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_positive
 from ..backend import device, eigh, get_namespace, namespace
-from ..covariance import DenseCovariance
 from ..observations import EveryKth, Identity, Subset
-from ._common import as_R, check_ensemble
-from .enkf import _whitened_obs
+from ._kernels import as_R, check_ensemble, whitened_obs
+from .ensemble import EnsembleMethod
 
 __all__ = [
     "gaspari_cohn",
@@ -45,6 +45,7 @@ __all__ = [
     "local_observations",
     "localization_matrices",
     "letkf_analysis",
+    "LETKF",
 ]
 
 
@@ -112,6 +113,38 @@ def observation_locations(h):
     raise TypeError(
         f"cannot infer observation locations from {type(h).__name__}; pass them explicitly"
     )
+
+
+def check_radius(radius, name: str = "radius"):
+    """Return a localisation half-width: ``None``, ``math.inf`` or a positive number.
+
+    Raises an error naming ``radius`` for zero, negative, NaN or non-numbers, when the
+    method is built rather than at its first analysis.
+    """
+    if radius is None:
+        return None
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Real):
+        raise TypeError(f"{name} must be a positive number or None, got "
+                        f"{type(radius).__name__}")
+    if not radius > 0:  # also refuses NaN
+        raise ValueError(f"{name} (the Gaspari-Cohn half-width) must be positive, or None "
+                         f"for no localisation; got {radius!r}")
+    return radius
+
+
+def check_locations(locations, p: int, d: int, name: str = "locations"):
+    """Return observation locations as a tuple of floats, one per observation in ``[0, d)``."""
+    try:
+        locs = tuple(float(v) for v in locations)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a sequence of numbers (grid positions), got "
+                        f"{type(locations).__name__}") from None
+    if len(locs) != p:
+        raise ValueError(f"{name} must give one grid position per observation: h observes "
+                         f"p = {p} components, got {len(locs)} locations")
+    if not all(math.isfinite(v) and 0 <= v < d for v in locs):
+        raise ValueError(f"{name} must lie in [0, {d}) (grid positions), got {list(locs)}")
+    return locs
 
 
 def _distances(d, locations, xp, device=None):
@@ -251,7 +284,7 @@ def localization_matrices(d: int, locations, radius, xp="numpy", device=None):
 def _letkf(E, y, h, R, index, weight, xp, inflation=1.0):
     N, d = E.shape
     n = index.shape[1]
-    xbar, X, Yw, dw = _whitened_obs(E, y, h, R, xp)
+    xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
     flat = xp.reshape(index, (-1,))
     Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (d, n, N))  # local Y~^T, (d, n, N)
     dl = xp.reshape(xp.take(dw, flat, axis=0), (d, n, 1))  # local d~
@@ -309,9 +342,54 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
     check_ensemble(E)
     check_array(y, "y", ndim=1)
     R = as_R(R, y.shape[0])
-    if isinstance(R, DenseCovariance):
+    if not R.is_diagonal:
         raise ValueError("R must be diagonal for the LETKF (a number or a vector of variances)")
     if local.d != E.shape[1]:
         raise ValueError(f"local was built for d={local.d}, but E has d={E.shape[1]}")
+    top = int(namespace(local.index).max(local.index))
+    if top >= y.shape[0]:
+        raise ValueError(f"local refers to observation {top}, but y has only {y.shape[0]}: "
+                         "build it with one location per component of y")
     check_positive(inflation, "inflation")
     return _letkf(E, y, h, R, local.index, local.weight, namespace(E, y), inflation)
+
+
+class LETKF(EnsembleMethod):
+    """Local ETKF for a periodic 1-D grid (:func:`~dalib.da.localization.letkf_analysis`).
+
+    Parameters
+    ----------
+    N, inflation, additive
+        As :class:`EnsembleMethod`.
+    radius : float or None
+        Gaspari-Cohn half-width of R-localisation (``None``: global, equal to the ETKF).
+    locations : sequence of float, optional
+        Grid positions of the observations; inferred from selection operators by default.
+    """
+
+    def __init__(self, N: int, radius=None, inflation: float = 1.0, additive=None,
+                 locations=None):
+        super().__init__(N, inflation, additive)
+        self.radius = check_radius(radius)
+        self.locations = locations
+        self._local = None
+
+    def _params(self):
+        return {"N": self.N, "radius": self.radius, **{k: v for k, v in super()._params().items()
+                                                       if k != "N"}}
+
+    def check(self, ssm):
+        if not ssm.R.is_diagonal:
+            raise ValueError("LETKF needs a diagonal R (a number or a vector of variances)")
+        if self.locations is not None:
+            check_locations(self.locations, ssm.p, ssm.d)
+
+    def prepare(self, ssm):
+        locs = self.locations if self.locations is not None else observation_locations(ssm.h)
+        locs = check_locations(locs, ssm.p, ssm.d)
+        self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0),
+                                         device(ssm.m0))
+
+    def analysis(self, E, y, ssm, rng):
+        loc = self._local
+        return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, namespace(E), self.inflation)

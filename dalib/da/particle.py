@@ -27,10 +27,15 @@ particles are resampled systematically and the weights reset to :math:`1/N`.
 
 from __future__ import annotations
 
-from .._validate import check_array
-from ..backend import device, namespace, solve_triangular
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .._validate import check_array, check_int, check_same_backend
+from ..backend import backend_name, device, is_traced, namespace, solve_triangular
 from ..random import default_rng
-from ._common import as_R, chol_solve, dense, observation_matrix, symmetrize
+from ._kernels import as_R, chol_solve, dense, observation_matrix, symmetrize
+from .methods import Method
 
 __all__ = [
     "normalize_log_weights",
@@ -42,6 +47,9 @@ __all__ = [
     "optimal_pf_analysis",
     "weighted_mean",
     "weighted_spread",
+    "ParticleState",
+    "BootstrapPF",
+    "OptimalPF",
 ]
 
 
@@ -50,9 +58,37 @@ def _logsumexp(logw, xp):
     return top + xp.log(xp.sum(xp.exp(logw - top)))
 
 
+def _check_log_weights(logw, name: str = "logw"):
+    """Validate log-weights (N,): no NaN, no +inf, and at least one particle of weight > 0.
+
+    ``-inf`` marks a particle of weight zero; if every entry is ``-inf`` (or NaN) there is no
+    distribution to normalise, and any answer (NaN, copies of particle 0) would be wrong.
+    """
+    check_array(logw, name, ndim=1, finite=False)
+    if logw.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one log-weight, got shape (0,)")
+    if is_traced(logw):
+        return logw
+    xp = namespace(logw)
+    if is_traced(xp.sum(logw)):
+        return logw
+    if bool(xp.any(xp.isnan(logw))):
+        raise ValueError(f"{name} contains NaN log-weights")
+    if bool(xp.any(logw == math.inf)):
+        raise ValueError(f"{name} contains +inf log-weights (an infinite weight)")
+    if not bool(xp.any(xp.isfinite(logw))):
+        raise ValueError(f"{name} is -inf for every particle: all weights are zero, so "
+                         "they cannot be normalised")
+    return logw
+
+
 def normalize_log_weights(logw):
-    r"""Log-weights shifted so that :math:`\sum_n e^{\ell_n} = 1` (computed stably)."""
-    check_array(logw, "logw", ndim=1, finite=False)
+    r"""Log-weights shifted so that :math:`\sum_n e^{\ell_n} = 1` (computed stably).
+
+    Raises ``ValueError`` if ``logw`` holds NaN or +inf, or is -inf everywhere (no particle
+    has a positive weight).
+    """
+    _check_log_weights(logw)
     xp = namespace(logw)
     return logw - _logsumexp(logw, xp)
 
@@ -61,6 +97,7 @@ def effective_sample_size(logw):
     r"""Effective sample size :math:`N_\text{eff} = 1 / \sum_n w_n^2` of (unnormalised) log-weights.
 
     It is :math:`N` for equal weights and 1 when one particle carries all the weight.
+    Log-weights are checked as in :func:`normalize_log_weights`.
     """
     xp = namespace(logw)
     w = xp.exp(normalize_log_weights(logw))
@@ -90,8 +127,13 @@ def systematic_resample(logw, rng):
         Log-weights (need not be normalised).
     rng : int or dalib.random.Generator
         Source of the uniform draw.
+
+    Raises
+    ------
+    ValueError
+        If ``logw`` holds NaN or +inf, or is -inf everywhere.
     """
-    check_array(logw, "logw", ndim=1, finite=False)
+    _check_log_weights(logw)
     xp = namespace(logw)
     rng = default_rng(rng, xp, device(logw))
     return _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
@@ -112,11 +154,26 @@ def bootstrap_log_weights(logw, E, y, h, R):
         Observation operator.
     R : covariance-like
         Observation error covariance.
+
+    Raises
+    ------
+    ValueError
+        If ``logw`` is invalid (see :func:`normalize_log_weights`), does not have one entry
+        per particle, or ``h(E)`` does not have shape ``(N, p)``.
     """
-    check_array(logw, "logw", ndim=1, finite=False)
+    _check_log_weights(logw)
     check_array(E, "E", ndim=2)
     check_array(y, "y", ndim=1)
-    return _bootstrap(logw, E, y, h, as_R(R, y.shape[0]), namespace(E, y))
+    N, p = E.shape[0], y.shape[0]
+    if logw.shape[0] != N:
+        raise ValueError(f"logw must have one entry per particle (E has {N} rows), got "
+                         f"shape {tuple(logw.shape)}")
+    xp = check_same_backend(logw=logw, E=E, y=y)
+    hE = h(E)
+    if tuple(hE.shape) != (N, p):
+        raise ValueError(f"h(E) must have shape ({N}, {p}) (one observation of y's size per "
+                         f"particle), got {tuple(hE.shape)}: does h match y?")
+    return _bootstrap(logw, E, y, lambda _: hE, as_R(R, p), xp)
 
 
 def _bootstrap(logw, E, y, h, R, xp):
@@ -226,3 +283,122 @@ def weighted_spread(E, logw):
     return xp.sqrt(xp.mean(w @ ((E - m) ** 2)))
 
 
+# ----------------------------------------------------------------------------------------
+# Filter objects for the cycling driver
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParticleState:
+    """Particles ``E`` (N, d) and their normalised log-weights ``logw`` (N,)."""
+
+    E: Any
+    logw: Any
+
+
+class _ParticleFilter(Method):
+    def __init__(self, N: int, threshold: float = 0.5):
+        self.N = check_int(N, "N", minimum=2)
+        if not 0 <= threshold <= 1:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+        self.threshold = float(threshold)
+
+    def _params(self):
+        return {"N": self.N, "threshold": self.threshold}
+
+    def init(self, ssm, rng):
+        xp = namespace(ssm.m0)
+        self.prepare(ssm)
+        E = ssm.m0 + ssm.C0.sample(rng, (self.N,))
+        equal = xp.full((self.N,), -math.log(self.N), dtype=E.dtype, device=device(E))
+        return ParticleState(E, equal)
+
+    def prepare(self, ssm):
+        pass
+
+    def _resample(self, E, logw, rng, xp):
+        w = xp.exp(logw)
+        ess = 1.0 / xp.sum(w * w)
+        equal = xp.full((self.N,), -math.log(self.N), dtype=E.dtype, device=device(E))
+        if backend_name(xp) == "numpy":
+            # On the host the test is free, and drawing u only when resampling keeps the
+            # random stream of earlier NumPy results.
+            if float(ess) < self.threshold * self.N:
+                idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
+                E, logw = xp.take(E, idx, axis=0), equal
+            return ParticleState(E, logw)
+        # On a device, asking for the ESS would stall the loop: compute the resampled
+        # particles every cycle and keep them only where the ESS is low.
+        resample = ess < self.threshold * self.N
+        idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
+        keep = xp.arange(self.N, dtype=idx.dtype, device=device(E))
+        idx = xp.where(resample, idx, keep)
+        return ParticleState(xp.take(E, idx, axis=0), xp.where(resample, equal, logw))
+
+    def moments(self, s):
+        xp = namespace(s.E)
+        w = xp.exp(s.logw - _logsumexp(s.logw, xp))
+        m = w @ s.E
+        return m, xp.sqrt(xp.mean(w @ ((s.E - m) ** 2)))
+
+    def members(self, s):
+        return s.E
+
+    def log_weights(self, s):
+        return s.logw
+
+
+class BootstrapPF(_ParticleFilter):
+    """Bootstrap particle filter with systematic resampling (:mod:`dalib.da.particle`).
+
+    Parameters
+    ----------
+    N : int
+        Number of particles.
+    threshold : float
+        Resample when the effective sample size is below ``threshold * N``.
+
+    Notes
+    -----
+    With a perfect model (``Q`` is ``None``) the resampled copies never separate again and
+    the filter collapses; it is meant for models with noise.
+
+    On NumPy the resampling test is an ordinary ``if``.  On other backends (CuPy, JAX) the
+    particles are resampled every cycle and the copy is kept only when the effective sample
+    size is low, so the loop never waits for the device; this draws one more uniform number
+    per cycle, so the random stream differs from NumPy's.
+    """
+
+    def forecast(self, s, ssm, rng):
+        return ParticleState(ssm.step(s.E, rng), s.logw)
+
+    def analysis(self, s, y, ssm, rng):
+        xp = namespace(s.E)
+        logw = _bootstrap(s.logw, s.E, y, ssm.h, ssm.R, xp)
+        return self._resample(s.E, logw, rng, xp)
+
+
+class OptimalPF(_ParticleFilter):
+    """Particle filter with the optimal proposal, for linear ``h`` and additive noise ``Q``.
+
+    The forecast step only applies the model, :math:`\\mathcal M(x_n)`; the model noise is
+    drawn in the analysis from the optimal proposal, which also sees the observation.
+    """
+
+    def check(self, ssm):
+        if ssm.Q is None:
+            raise ValueError("OptimalPF needs model noise: ssm.Q must not be None")
+        observation_matrix(ssm.h, ssm.xp, ssm.d, name="h", device=device(ssm.m0))
+
+    def prepare(self, ssm):
+        xp = namespace(ssm.m0)
+        H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=device(ssm.m0))
+        self._prop = OptimalProposal(H, ssm.Q, ssm.R)
+
+    def forecast(self, s, ssm, rng):
+        return ParticleState(ssm.M(s.E), s.logw)
+
+    def analysis(self, s, y, ssm, rng):
+        xp = namespace(s.E)
+        E, logw = _optimal(s.logw, s.E, y, self._prop, rng, xp)
+        return self._resample(E, logw, rng, xp)

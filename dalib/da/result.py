@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import metrics
 from .._validate import check_int
-from ..backend import namespace
+from ..backend import device, namespace
 
-__all__ = ["AssimilationResult", "FilterDivergenceError"]
+__all__ = ["AssimilationResult", "FilterDivergenceError", "FilterDivergenceWarning",
+           "resolve_burn_in"]
 
 
 class FilterDivergenceError(RuntimeError):
     """A filter's state became NaN or infinite; the message names the cycle."""
+
+
+class FilterDivergenceWarning(RuntimeWarning):
+    """A run stayed finite but its estimate lost the truth (see
+    :meth:`AssimilationResult.divergence`), or its optimiser stopped short."""
+
+
+def _pick(kind, **series):
+    """The entry of ``series`` named ``kind``, or an error listing the valid kinds."""
+    if kind not in series:
+        valid = ", ".join(f"{k!r}" for k in series)
+        raise ValueError(f"kind must be one of {valid} (analysis or forecast), got {kind!r}")
+    return series[kind]
+
+
+def resolve_burn_in(burn_in, J: int) -> int:
+    """``burn_in`` validated against ``J``, or the default ``J // 10`` (at most ``J - 1``).
+
+    The one default number of initial times left out of time averages, for every method
+    that returns an :class:`AssimilationResult`.
+    """
+    if burn_in is None:
+        return min(J // 10, J - 1)
+    burn_in = check_int(burn_in, "burn_in", minimum=0)
+    if burn_in > J:
+        raise ValueError(f"burn_in ({burn_in}) must not exceed J ({J})")
+    return burn_in
 
 
 @dataclass(frozen=True)
@@ -84,19 +113,19 @@ class AssimilationResult:
 
     def rmse(self, burn_in: int | None = None, kind: str = "a") -> float:
         """Time-mean RMSE of the analysis (``kind="a"``) or forecast (``"f"``) mean."""
-        series = {"a": self.rmse_a, "f": self.rmse_f}[kind]
+        series = _pick(kind, a=self.rmse_a, f=self.rmse_f)
         return float(metrics.time_average(series, self._burn(burn_in)))
 
     def spread(self, burn_in: int | None = None, kind: str = "a") -> float:
         """Time-mean spread of the analysis or forecast distribution (NaN if unknown)."""
-        series = {"a": self.spread_a, "f": self.spread_f}[kind]
+        series = _pick(kind, a=self.spread_a, f=self.spread_f)
         if series is None:
             return float("nan")
         return float(metrics.time_average(series, self._burn(burn_in)))
 
     def crps(self, burn_in: int | None = None, kind: str = "a") -> float:
         """Time- and component-mean CRPS of the stored (equally weighted) ensembles."""
-        E = {"a": self.ensembles_a, "f": self.ensembles_f}[kind]
+        E = _pick(kind, a=self.ensembles_a, f=self.ensembles_f)
         if E is None:
             raise ValueError("the CRPS needs ensembles: run with store_ensembles=True")
         if self.log_weights is not None:
@@ -104,6 +133,46 @@ class AssimilationResult:
         xp = namespace(E)
         per_time = xp.mean(metrics.crps_ensemble(E, self.twin.x), axis=-1)
         return float(metrics.time_average(per_time, self._burn(burn_in)))
+
+    def divergence(self, burn_in: int | None = None) -> str | None:
+        r"""Why the run counts as diverged, or ``None`` if it does not.
+
+        A run that stays finite can still lose the truth.  It counts as diverged when its
+        time-mean analysis RMSE exceeds both
+
+        * twice the observation error, :math:`2\,(\operatorname{tr} R / p)^{1/2}`, and
+        * climatology: the RMSE of the truth's own time mean,
+          :math:`\big(\frac1d\sum_i \operatorname{var}_j x^t_{j,i}\big)^{1/2}`,
+
+        that is, when the estimate is worse than both the raw observation noise and a
+        constant guess that ignores every observation.  Runs with fewer than 10 times
+        after the burn-in are not judged.
+        """
+        b = self._burn(burn_in)
+        x = self.twin.x[b:, ...]
+        if x.shape[0] < 10:
+            return None
+        err = self.rmse(b)
+        xp = namespace(x)
+        clim = float(xp.sqrt(xp.mean((x - xp.mean(x, axis=0)) ** 2)))
+        obs = float(xp.sqrt(xp.mean(self.twin.ssm.R.diagonal(xp, device=device(x)))))
+        if err > clim and err > 2 * obs:
+            return (f"{self.method} lost the truth: its time-mean analysis RMSE {err:.3g} "
+                    f"exceeds twice the observation error ({2 * obs:.3g}) and climatology "
+                    f"({clim:.3g}); check the inflation, the ensemble size or the background "
+                    "covariance")
+        return None
+
+    @property
+    def diverged(self) -> bool:
+        """Whether :meth:`divergence` flags the run (with the result's ``burn_in``)."""
+        return self.divergence() is not None
+
+    def warn_if_diverged(self, stacklevel: int = 3) -> None:
+        """Issue a :class:`FilterDivergenceWarning` if :attr:`diverged`."""
+        message = self.divergence()
+        if message is not None:
+            warnings.warn(message, FilterDivergenceWarning, stacklevel=stacklevel)
 
     def scores(self, burn_in: int | None = None) -> dict:
         """Time-mean analysis and forecast RMSE and spread (and CRPS if ensembles were kept)."""

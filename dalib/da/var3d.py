@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from .._validate import check_array
 from ..backend import device, namespace
-from ._common import chol_solve, dense, observation_matrix, symmetrize
+from ._kernels import chol_solve, dense, observation_matrix, symmetrize
+from .kalman import GaussianState
+from .methods import Method
 
-__all__ = ["var3d_gain", "var3d_analysis", "steady_state_covariance"]
+__all__ = ["var3d_gain", "var3d_analysis", "steady_state_covariance", "ThreeDVar"]
 
 
 def var3d_gain(B, H, R):
@@ -115,3 +117,52 @@ def steady_state_covariance(A, H, Q, R, *, tol: float = 1e-12, maxiter: int = 10
             K = var3d_gain(C_f, Hm, Rd)
             return C_f, symmetrize((eye - K @ Hm) @ C_f)
     raise RuntimeError(f"the Riccati iteration did not converge in {maxiter} steps")
+
+
+class ThreeDVar(Method):
+    r"""3DVar with a fixed background covariance ``B`` or a fixed gain ``K``.
+
+    See :mod:`dalib.da.var3d`.
+
+    Parameters
+    ----------
+    B : covariance-like, optional
+        Background covariance; the gain :math:`K = BH^\top(HBH^\top + R)^{-1}` is computed once
+        (for a nonlinear ``h``, at every analysis with :math:`H = Dh(\hat m)`).
+    K : array (d, p), optional
+        A fixed gain instead of ``B``.
+    """
+
+    def __init__(self, B=None, K=None):
+        if (B is None) == (K is None):
+            raise ValueError("give exactly one of B (background covariance) and K (gain)")
+        self.B, self.K = B, K
+
+    def __repr__(self):
+        return "ThreeDVar(B=...)" if self.B is not None else "ThreeDVar(K=...)"
+
+    def check(self, ssm):
+        if self.K is not None and tuple(self.K.shape) != (ssm.d, ssm.p):
+            raise ValueError(f"K must have shape ({ssm.d}, {ssm.p}), got {tuple(self.K.shape)}")
+
+    def init(self, ssm, rng):
+        xp, dev = namespace(ssm.m0), device(ssm.m0)
+        self._gain = self.K
+        self._B = None
+        if self.K is None:
+            self._B = dense(self.B, xp, ssm.d, "B", dev)
+            if ssm.h.linear:
+                self._gain = var3d_gain(self._B, ssm.h, ssm.R.to_dense(xp, device=dev))
+        return GaussianState(ssm.m0)
+
+    def forecast(self, s, ssm, rng):
+        return GaussianState(ssm.M(s.m))
+
+    def analysis(self, s, y, ssm, rng):
+        K = self._gain
+        if K is None:
+            K = var3d_gain(self._B, ssm.h.jacobian(s.m), ssm.R)
+        return GaussianState(s.m + K @ (y - ssm.h(s.m)))
+
+    def moments(self, s):
+        return s.m, None

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import textwrap
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import to_numpy
 
-__all__ = ["Feedback", "exercise", "Unfinished", "Wrong", "as_float_array", "call_answer"]
+__all__ = ["Feedback", "exercise", "Unfinished", "Wrong", "as_float_array", "call_answer",
+           "quietly"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +49,32 @@ def _is_placeholder(answer) -> bool:
     return answer is Ellipsis or answer is None
 
 
+def _private_copy(value):
+    """A deep copy of ``value`` (arrays, lists, twin experiments...), or ``value`` itself.
+
+    Objects that cannot be copied (a random generator holding a module, a function) are
+    passed as they are; functions are immutable anyway.
+    """
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - anything not copyable is passed unchanged
+        return value
+
+
 def call_answer(fn, *args, **kwargs):
-    """Call a student's function, turning placeholders and crashes into feedback."""
+    """Call a student's function on copies of the arguments, turning crashes into feedback.
+
+    The function gets its own copies, so an answer that changes its inputs in place
+    (``m += K @ v``) cannot change the arrays the check compares it with: the expected
+    answer is always computed from the pristine inputs.
+    """
     if _is_placeholder(fn):
         raise Unfinished("replace the `...` with your answer, then run the cell again.")
     if not callable(fn):
         raise Wrong(f"expected a function, got {type(fn).__name__}.")
     try:
-        out = fn(*args, **kwargs)
+        out = fn(*(_private_copy(a) for a in args),
+                 **{k: _private_copy(v) for k, v in kwargs.items()})
     except NotImplementedError:
         raise Unfinished("your function still raises NotImplementedError.") from None
     except (Unfinished, Wrong):
@@ -63,6 +85,15 @@ def call_answer(fn, *args, **kwargs):
         raise Unfinished("your function returns nothing yet: replace the `...` with your code "
                          "and `return` the result.")
     return out
+
+
+@contextlib.contextmanager
+def quietly():
+    """Run a check's own experiment without run-time warnings (a diverging filter, an
+    overflow): the check's feedback says what went wrong, in one line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def as_float_array(value, what: str):

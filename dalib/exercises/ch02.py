@@ -9,9 +9,15 @@ import numpy as np
 
 from .. import setups
 from ..backend import to_numpy
-from ..da import FilterDivergenceError, ThreeDVar, assimilate, kf_analysis
-from ..da import steady_state_covariance, var3d_gain
-from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise
+from ..da import (
+    FilterDivergenceError,
+    ThreeDVar,
+    assimilate,
+    kf_analysis,
+    steady_state_covariance,
+    var3d_gain,
+)
+from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise, quietly
 
 __all__ = ["check_kf_analysis", "check_steady_state_gain", "check_3dvar_scale"]
 
@@ -139,7 +145,8 @@ def _scale_twin():
 @functools.lru_cache(maxsize=16)
 def _rmse_3dvar(b: float) -> float:
     try:
-        result = assimilate(ThreeDVar(B=b), _scale_twin(), rng=0, burn_in=50)
+        with quietly():
+            result = assimilate(ThreeDVar(B=b), _scale_twin(), rng=0, burn_in=50)
     except FilterDivergenceError:
         return math.inf
     return result.rmse()

@@ -11,7 +11,7 @@ from ..backend import to_numpy
 from ..da import LETKF, FilterDivergenceError, assimilate, enkf_analysis
 from ..observations import Matrix
 from ..random import default_rng
-from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise
+from ._framework import Unfinished, Wrong, as_float_array, call_answer, exercise, quietly
 
 __all__ = [
     "check_ensemble_moments",
@@ -148,8 +148,9 @@ def inflation_twin():
 def _spread_error_ratio(inflation, twin):
     s = INFLATION_SETUP
     method = LETKF(N=s["N"], radius=s["radius"], inflation=inflation)
-    res = assimilate(method, twin, rng=default_rng(s["filter_seed"]), burn_in=s["burn_in"],
-                     store_ensembles=True)
+    with quietly():
+        res = assimilate(method, twin, rng=default_rng(s["filter_seed"]),
+                         burn_in=s["burn_in"], store_ensembles=True)
     ratio = float(metrics.spread_error_ratio(res.ensembles_a, twin.x, burn_in=s["burn_in"]))
     return ratio, res.rmse()
 

@@ -19,10 +19,19 @@ innovations   innovation-based estimation: Desroziers diagnostics, adaptive R an
               inflation inside an ensemble filter
 """
 
-from . import augmentation, correction, covariances, dictionary, em, innovations, likelihood
+from . import (
+    augmentation,
+    correction,
+    covariances,
+    dictionary,
+    em,
+    innovations,
+    likelihood,
+)
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
+    ConvergenceWarning,
     CovarianceEMResult,
     EnsembleSmootherPass,
     SmootherStatistics,
@@ -91,6 +100,7 @@ __all__ = [
     "m_step",
     "em_linear_gaussian",
     "CovarianceEMResult",
+    "ConvergenceWarning",
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",

@@ -23,12 +23,13 @@ from typing import Any, Callable
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
-from ..covariance import as_covariance
+from ..da._kernels import inflate_anomalies
+from ..da.cycling import assimilate
 from ..da.enkf import enkf_analysis, etkf_analysis
+from ..da.methods import Method
 from ..observations import ObservationOperator
-from ..random import default_rng
 
-__all__ = ["AugmentedObservation", "AugmentedResult", "augmented_enkf"]
+__all__ = ["AugmentedObservation", "AugmentedEnKF", "AugmentedResult", "augmented_enkf"]
 
 
 class AugmentedObservation(ObservationOperator):
@@ -85,6 +86,86 @@ class AugmentedResult:
     ensemble: Any
 
 
+class AugmentedEnKF(Method):
+    r"""The ensemble Kalman filter on the augmented state :math:`z = (x, \vartheta)`.
+
+    A method of the cycling driver (:func:`~dalib.da.assimilate`); its state is the
+    augmented ensemble ``(N, d + k)``, its moments those of the state part ``x``.
+    :func:`augmented_enkf` runs it and returns the parameter estimates.
+
+    Parameters
+    ----------
+    model, theta_mean, theta_std, N, param_noise, inflation, analysis
+        As in :func:`augmented_enkf`.
+    """
+
+    def __init__(self, model: Callable, theta_mean, theta_std, *, N: int,
+                 param_noise=0.0, inflation: float = 1.0, analysis: str = "etkf"):
+        if not callable(model):
+            raise TypeError(f"model must be callable as model(theta), got {model!r}")
+        self.N = check_int(N, "N", minimum=2)
+        self.inflation = float(check_positive(inflation, "inflation"))
+        if analysis not in ("etkf", "enkf"):
+            raise ValueError(f"analysis must be 'etkf' or 'enkf', got {analysis!r}")
+        self.model, self.analysis_kind = model, analysis
+        self.theta_mean, self.theta_std, self.param_noise = theta_mean, theta_std, param_noise
+        self.k = len(theta_mean)
+
+    def _params(self):
+        return {"N": self.N, "inflation": self.inflation, "analysis": self.analysis_kind}
+
+    def _parameters(self, xp):
+        """The prior mean, standard deviation and noise of the parameters, validated."""
+        mean = xp.asarray(self.theta_mean, dtype=xp.float64)
+        std = xp.asarray(self.theta_std, dtype=xp.float64)
+        check_array(mean, "theta_mean", ndim=1)
+        k = int(mean.shape[0])
+        check_array(std, "theta_std", ndim=1, last=k)
+        if not bool(xp.all(std >= 0)):
+            raise ValueError("theta_std must be non-negative")
+        noise = xp.asarray(self.param_noise, dtype=xp.float64) * xp.ones((k,), dtype=xp.float64)
+        if not bool(xp.all(noise >= 0)):
+            raise ValueError("param_noise must be non-negative")
+        return mean, std, noise
+
+    def check(self, ssm):
+        self._parameters(namespace(ssm.m0))
+
+    def init(self, ssm, rng):
+        xp = namespace(ssm.m0)
+        mean, std, _ = self._parameters(xp)
+        X = ssm.m0 + ssm.C0.sample(rng, (self.N,))
+        T = mean + std * rng.standard_normal((self.N, int(mean.shape[0])))
+        return xp.concat([X, T], axis=1)
+
+    def forecast(self, Z, ssm, rng):
+        xp = namespace(Z)
+        noise = xp.asarray(self.param_noise, dtype=xp.float64)  # validated by check()
+        d = ssm.d
+        X, T = Z[:, :d], Z[:, d:]
+        X = self.model(T)(X)
+        if ssm.Q is not None:
+            X = X + ssm.Q.sample(rng, (self.N,))
+        T = T + noise * rng.standard_normal(tuple(T.shape))
+        return xp.concat([X, T], axis=1)
+
+    def analysis(self, Z, y, ssm, rng):
+        h = AugmentedObservation(ssm.h, self.k)
+        if self.analysis_kind == "etkf":
+            return etkf_analysis(Z, y, h, ssm.R, inflation=self.inflation)
+        Z = enkf_analysis(Z, y, h, ssm.R, rng)
+        return Z if self.inflation == 1.0 else inflate_anomalies(Z, self.inflation, namespace(Z))
+
+    def moments(self, Z):
+        xp = namespace(Z)
+        m = xp.mean(Z, axis=0)
+        d = int(Z.shape[1]) - self.k
+        return m[:d], xp.sqrt(xp.mean(xp.sum((Z[:, :d] - m[:d]) ** 2, axis=0) / (self.N - 1)))
+
+    def members(self, Z):
+        return Z
+
+
 def augmented_enkf(twin, model: Callable, theta_mean, theta_std, *, N: int, rng,
                    param_noise=0.0, inflation: float = 1.0, analysis: str = "etkf") -> AugmentedResult:
     r"""Run an EnKF on the augmented state :math:`(x, \vartheta)` of a twin experiment.
@@ -118,67 +199,13 @@ def augmented_enkf(twin, model: Callable, theta_mean, theta_std, *, N: int, rng,
     -------
     AugmentedResult
     """
-    from ..da.result import FilterDivergenceError
-
     ssm = twin.ssm
     xp = namespace(ssm.m0)
-    N = check_int(N, "N", minimum=2)
-    check_positive(inflation, "inflation")
-    if analysis not in ("etkf", "enkf"):
-        raise ValueError(f"analysis must be 'etkf' or 'enkf', got {analysis!r}")
-    theta_mean = xp.asarray(theta_mean, dtype=xp.float64)
-    theta_std = xp.asarray(theta_std, dtype=xp.float64)
-    check_array(theta_mean, "theta_mean", ndim=1)
-    k = int(theta_mean.shape[0])
-    check_array(theta_std, "theta_std", ndim=1, last=k)
-    if not bool(xp.all(theta_std >= 0)):
-        raise ValueError("theta_std must be non-negative")
-    pn = xp.asarray(param_noise, dtype=xp.float64) * xp.ones((k,), dtype=xp.float64)
-    if not bool(xp.all(pn >= 0)):
-        raise ValueError("param_noise must be non-negative")
-    rng = default_rng(rng, xp)
-    d = ssm.d
-    h = AugmentedObservation(ssm.h, k)
-    R = ssm.R
-    Q = None if ssm.Q is None else as_covariance(ssm.Q, "Q", d=d)
-
-    X = ssm.m0 + ssm.C0.sample(rng, (N,))
-    T = theta_mean + theta_std * rng.standard_normal((N, k))
-    Z = xp.concat([X, T], axis=1)
-
-    def record(Z):
-        m = xp.mean(Z, axis=0)
-        s = xp.sqrt(xp.sum((Z - m) ** 2, axis=0) / (N - 1))
-        return m[d:], s[d:], m[:d]
-
-    thetas, spreads, means = [], [], []
-    for rec, val in zip((thetas, spreads, means), record(Z)):
-        rec.append(val)
-    for j in range(twin.J):
-        X, T = Z[:, :d], Z[:, d:]
-        X = model(T)(X)
-        if Q is not None:
-            X = X + Q.sample(rng, (N,))
-        T = T + pn * rng.standard_normal((N, k))
-        Z = xp.concat([X, T], axis=1)
-        yj = twin.y[j, :]
-        if analysis == "etkf":
-            Z = etkf_analysis(Z, yj, h, R, inflation=inflation)
-        else:
-            Z = enkf_analysis(Z, yj, h, R, rng)
-            if inflation != 1.0:
-                m = xp.mean(Z, axis=0)
-                Z = m + inflation * (Z - m)
-        m_theta, s_theta, m_x = record(Z)
-        if not bool(xp.all(xp.isfinite(m_x))):
-            raise FilterDivergenceError(
-                f"the augmented EnKF diverged at cycle {j + 1} of {twin.J}: the analysis mean "
-                "is not finite; try more inflation, a larger ensemble or less parameter noise"
-            )
-        thetas.append(m_theta)
-        spreads.append(s_theta)
-        means.append(m_x)
-    analysis_mean = xp.stack(means)
-    err = analysis_mean - twin.x
-    rmse = xp.sqrt(xp.mean(err * err, axis=1))
-    return AugmentedResult(xp.stack(thetas), xp.stack(spreads), analysis_mean, rmse, Z)
+    method = AugmentedEnKF(model, theta_mean, theta_std, N=N, param_noise=param_noise,
+                           inflation=inflation, analysis=analysis)
+    res = assimilate(method, twin, rng, store_ensembles=True)
+    d, Z = ssm.d, res.ensembles_a
+    m = xp.mean(Z, axis=1)
+    spread = [xp.sqrt(xp.sum((Z[j, ...] - m[j, :]) ** 2, axis=0) / (N - 1))[d:]
+              for j in range(Z.shape[0])]
+    return AugmentedResult(m[:, d:], xp.stack(spread), res.analysis, res.rmse_a, Z[-1, ...])

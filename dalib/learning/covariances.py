@@ -39,13 +39,16 @@ so :math:`\mathcal J_\ell` only needs the smoothed moments of the model residual
 
 from __future__ import annotations
 
-import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import namespace
-from ..da import kalman_filter, rts_smoother
+from ..covariance import gaussian_log_density
+from ..da import ETKF, kalman_filter, rts_smoother
+from ..da.cycling import cycle
+from ..da.smoothers import EnKS
 from ..models import LinearModel
 from ..random import default_rng
 
@@ -59,10 +62,14 @@ __all__ = [
     "EnsembleSmootherPass",
     "enks_pass",
     "em_enks",
+    "ConvergenceWarning",
 ]
 
-LOG_2PI = math.log(2 * math.pi)
 STRUCTURES = ("full", "diag", "scalar")
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """An iteration stopped at its limit before meeting its tolerance."""
 
 
 # ----------------------------------------------------------------------------------------
@@ -213,8 +220,8 @@ def smoother_statistics(ssm, y) -> SmootherStatistics:
     C0 = ssm.C0.to_dense(xp)
     dev = m_s[0, :] - ssm.m0
     d = ssm.d
-    prior = -0.5 * (d * LOG_2PI + _logdet(C0, xp)
-                    + _trace_solve(C0, C_s[0, ...] + dev[:, None] * dev[None, :], xp))
+    prior = gaussian_log_density(
+        _trace_solve(C0, C_s[0, ...] + dev[:, None] * dev[None, :], xp), _logdet(C0, xp), d)
     return SmootherStatistics(S00, S11, S10, SR, prior, int(y.shape[0]), kf.loglik,
                               m_s, C_s, C_lag)
 
@@ -254,8 +261,9 @@ def expected_loglik(stats: SmootherStatistics, A, Q, R):
     """
     xp = namespace(stats.S00, A, Q, R)
     d, p, J = stats.S00.shape[0], stats.SR.shape[0], stats.J
-    model = -0.5 * (J * (d * LOG_2PI + _logdet(Q, xp)) + _trace_solve(Q, _Q_stat(stats, A, xp), xp))
-    obs = -0.5 * (J * (p * LOG_2PI + _logdet(R, xp)) + _trace_solve(R, stats.SR, xp))
+    model = gaussian_log_density(_trace_solve(Q, _Q_stat(stats, A, xp), xp),
+                                 J * _logdet(Q, xp), J * d)
+    obs = gaussian_log_density(_trace_solve(R, stats.SR, xp), J * _logdet(R, xp), J * p)
     return stats.prior + model + obs
 
 
@@ -327,6 +335,10 @@ class CovarianceEMResult:
         Number of EM iterations done.
     extras : dict
         Method-specific outputs.
+    converged : bool or None
+        Whether the log-likelihood met the tolerance ``tol`` before the iteration limit;
+        ``None`` when no tolerance was asked for (the run always does ``n_iter``
+        iterations).
     """
 
     ssm: Any
@@ -339,6 +351,7 @@ class CovarianceEMResult:
     smoothed: Any
     n_iter: int
     extras: dict
+    converged: bool | None = None
 
 
 def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_structure="full",
@@ -368,6 +381,12 @@ def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_struc
     Returns
     -------
     CovarianceEMResult
+        ``converged`` says whether ``tol`` was met (``None`` without ``tol``).
+
+    Warns
+    -----
+    ConvergenceWarning
+        If ``tol`` is given and EM stops at ``n_iter`` iterations before meeting it.
 
     Examples
     --------
@@ -390,10 +409,12 @@ def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_struc
     Qs, Rs, ll = [Q], [R], []
     current = ssm
     done = 0
+    converged = None if tol is None else False
     for _ in range(n_iter):
         stats = smoother_statistics(current, y)
         ll.append(stats.loglik)
         if tol is not None and len(ll) > 1 and float(ll[-1] - ll[-2]) < tol:
+            converged = True
             break
         A, Q, R = m_step(stats, A, estimate=estimate, Q_structure=Q_structure,
                          R_structure=R_structure, Q=Q, R=R)
@@ -404,8 +425,14 @@ def em_linear_gaussian(ssm, y, n_iter: int = 50, *, estimate=("Q", "R"), Q_struc
     final = smoother_statistics(current, y)
     if len(ll) == done:
         ll.append(final.loglik)
+    if converged is False and done > 0 and float(ll[-1] - ll[-2]) < tol:
+        converged = True  # the last iteration met the tolerance
+    if converged is False:
+        warnings.warn(f"EM stopped at its iteration limit n_iter={n_iter} before the "
+                      f"log-likelihood gain fell below tol={tol}: raise n_iter",
+                      ConvergenceWarning, stacklevel=2)
     return CovarianceEMResult(current, Q, R, A, xp.stack(Qs), xp.stack(Rs), xp.stack(ll), final.m_s,
-                    done, {"statistics": final})
+                    done, {"statistics": final}, converged)
 
 
 # ----------------------------------------------------------------------------------------
@@ -435,7 +462,7 @@ class EnsembleSmootherPass:
         :math:`\sum_j \log \mathcal N(y^\dagger_j; \overline{h(E^f_j)},
         \widehat{\operatorname{Cov}}(h(E^f_j)) + R)`.
     innovations : array, shape (K, p)
-        :math:`y^\dagger_k - \overline{h(E^f)}` at the observation times.
+        :math:`y^\dagger_k - h(\bar x^f_k)` at the observation times.
     obs_times : list of int
         Model steps at which ``y`` was observed.
     """
@@ -449,55 +476,17 @@ class EnsembleSmootherPass:
     obs_times: list
 
 
-def _gaussian_logpdf(v, S, xp):
-    L = xp.linalg.cholesky(S)
-    z = xp.linalg.solve(S, v)
-    return -0.5 * (xp.sum(v * z) + 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-                   + v.shape[0] * LOG_2PI)
-
-
-def _etkf_transform_obs_space(Yw, dw, N, xp):
-    r"""The ETKF weights of :func:`dalib.da.etkf_transform`, computed in observation space.
-
-    With the thin SVD :math:`\tilde Y = U \Sigma V^\top` of the whitened observation
-    anomalies (``N`` by ``p``), :math:`G = \tilde Y\tilde Y^\top + (N-1)I_N` has the
-    eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of :math:`U` and :math:`N - 1`
-    elsewhere, so
-
-    .. math::
-        \bar w = G^{-1}\tilde Y \tilde d = U \operatorname{diag}\Big(
-        \frac{\sigma_i}{\sigma_i^2 + N - 1}\Big) V^\top \tilde d,\qquad
-        T = \sqrt{N-1}\,G^{-1/2} = I + U \operatorname{diag}(c_i) U^\top,\quad
-        c_i = \sqrt{\tfrac{N-1}{\sigma_i^2 + N - 1}} - 1.
-
-    This costs :math:`O(Np^2)` instead of the :math:`O(N^3)` of an ``N``-by-``N``
-    eigendecomposition.  Returns ``w`` (N,), ``U`` (N, k) and ``c`` (k,).
-    """
-    U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
-    lam = sig * sig + (N - 1)
-    w = U @ ((sig / lam) * (Vt @ dw))
-    return w, U, xp.sqrt((N - 1) / lam) - 1
-
-
-def _transform(X, w, U, c, scale=1.0):
-    r""":math:`(\mathbf 1 \bar w^\top + s\,T) X` for anomalies ``X`` (..., N, d)."""
-    xp = namespace(X)
-    UtX = xp.matrix_transpose(U) @ X  # (..., k, d)
-    return (w @ X)[..., None, :] + scale * (X + U @ (c[:, None] * UtX))
-
-
 def enks_pass(ssm, y, N: int, rng, *, lag: int | None = None, obs_every: int = 1,
               inflation: float = 1.0) -> EnsembleSmootherPass:
     r"""An ensemble Kalman smoother pass: the E-step of EM for a nonlinear model.
 
-    The same algorithm as :func:`dalib.da.enks` (ETKF transforms applied to the
-    ensembles of the lag window; the same numbers to round-off for ``obs_every=1``), with
-    three additions that EM needs: observations every ``obs_every`` model steps (so that
-    :math:`Q` is the noise of one model step), the ensemble log-likelihood of the
-    observations, and the smoothed ensembles of every step, whose members at consecutive
-    steps sample the pairs :math:`(x_j, x_{j+1})`.  The ETKF transform is computed in
-    observation space (:func:`_etkf_transform_obs_space`), which is much cheaper than
-    the ``N``-by-``N`` eigendecomposition when :math:`p \ll N`.
+    The smoother of :func:`dalib.da.enks` (the cycling driver runs
+    :class:`dalib.da.smoothers.EnKS`), with observations every ``obs_every`` model steps
+    (so that :math:`Q` is the noise of one model step) and the smoothed ensembles of every
+    step, whose members at consecutive steps sample the pairs :math:`(x_j, x_{j+1})`.  The
+    ETKF transform is computed in observation space (the SVD of the whitened observation
+    anomalies), which is much cheaper than the ``N``-by-``N`` eigendecomposition when
+    :math:`p \ll N`.
 
     Parameters
     ----------
@@ -524,53 +513,19 @@ def enks_pass(ssm, y, N: int, rng, *, lag: int | None = None, obs_every: int = 1
     """
     N = check_int(N, "N", minimum=2)
     obs_every = check_int(obs_every, "obs_every")
-    if lag is not None:
-        lag = check_int(lag, "lag", minimum=0)
     check_positive(inflation, "inflation")
     check_array(y, "y", ndim=2, last=ssm.p)
     if ssm.Q is None:
         raise ValueError("ssm.Q must be a covariance (the model noise of one step), not None")
-    xp = namespace(ssm.m0)
-    rng = default_rng(rng, xp)
-    R = ssm.R
-    Rd = R.to_dense(xp)
-    J = int(y.shape[0]) * obs_every
-    E = ssm.m0 + ssm.C0.sample(rng, (N,))
-    done, partners, filt = [], [], [xp.mean(E, axis=0)]
-    win = E[None, ...]  # (times in the window, N, d); the window starts at time 0
-    win_start = 0
-    loglik = xp.asarray(0.0, dtype=E.dtype)
-    innov, obs_times = [], []
-    for j in range(J):
-        E = ssm.M(E) + ssm.Q.sample(rng, (N,))
-        t = j + 1
-        if t % obs_every == 0:
-            yk = y[t // obs_every - 1, :]
-            hE = ssm.h(E)
-            ybar = xp.mean(hE, axis=0)
-            Y = hE - ybar
-            v = yk - ybar
-            loglik = loglik + _gaussian_logpdf(v, Y.T @ Y / (N - 1) + Rd, xp)
-            innov.append(v)
-            obs_times.append(t)
-            w, U, c = _etkf_transform_obs_space(R.inv_sqrt_matmul(Y), R.inv_sqrt_matmul(v),
-                                                N, xp)
-            if lag is not None:
-                while win_start < t - lag:  # final: smoothed with y up to t - 1
-                    done.append(win[0, ...])
-                    partners.append(win[1, ...] if win.shape[0] > 1 else E)
-                    win, win_start = win[1:, ...], win_start + 1
-            if win.shape[0]:
-                mk = xp.mean(win, axis=1, keepdims=True)
-                win = mk + _transform(win - mk, w, U, c)
-            xbar = xp.mean(E, axis=0)
-            E = xbar + _transform(E - xbar, w, U, c, inflation)
-        filt.append(xp.mean(E, axis=0))
-        win = xp.concat([win, E[None, ...]], axis=0)
-    ens = xp.concat([xp.stack(done), win], axis=0) if done else win
-    nxt = xp.concat([xp.stack(partners), win[1:, ...]], axis=0) if partners else win[1:, ...]
-    return EnsembleSmootherPass(ens, nxt, xp.mean(ens, axis=1), xp.stack(filt), loglik,
-                                xp.stack(innov), obs_times)
+    smoother = EnKS(ETKF(N, inflation=inflation), lag=lag, obs_every=obs_every,
+                    space="observation")
+    run = cycle(smoother, ssm, y, rng)
+    xp = namespace(run.analysis)
+    ens, nxt = smoother.smoothed(run.state)
+    obs_times = [(k + 1) * obs_every for k in range(int(y.shape[0]))]
+    return EnsembleSmootherPass(ens, nxt, xp.mean(ens, axis=1),
+                                xp.stack(run.state.filter_means), run.state.loglik,
+                                run.innovations, obs_times)
 
 
 def _ensemble_second_moment(r, xp):

@@ -35,7 +35,7 @@ from typing import Any
 
 from .._validate import check_array, check_int, check_positive, check_same_shape
 from ..backend import namespace
-from ..da.methods import ETKF
+from ..da.enkf import ETKF
 from ..da.smoothers import enks
 from ..ssm import TwinExperiment
 

@@ -328,7 +328,7 @@ class AdaptiveETKF(ETKF):
 
     def check(self, ssm):
         R0 = ssm.R if self.R0 is None else as_covariance(self.R0, "R0", d=ssm.p)
-        if type(R0).__name__ == "DenseCovariance":
+        if not R0.is_diagonal:
             raise ValueError("AdaptiveETKF needs a scalar or diagonal R0")
 
     def prepare(self, ssm):

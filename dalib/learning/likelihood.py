@@ -35,8 +35,15 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .._validate import check_array, check_int, check_positive
-from ..backend import asarray, backend_name, device, namespace, solve_triangular, to_numpy
+from ..backend import (
+    asarray,
+    backend_name,
+    device,
+    namespace,
+    to_numpy,
+)
 from ..covariance import as_covariance
+from ..da._kernels import inflate_anomalies, log_evidence_whitened, whitened_obs
 from ..da.enkf import enkf_analysis, etkf_analysis
 from ..random import Generator, default_rng
 
@@ -52,7 +59,6 @@ __all__ = [
     "MLEResult",
 ]
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -183,21 +189,8 @@ def ensemble_log_evidence(E, y, h, R):
     if N < 2:
         raise ValueError(f"E must have at least 2 members (rows), got shape {tuple(E.shape)}")
     R = as_covariance(R, "R", d=p)
-    hE = h(E)
-    ybar = xp.mean(hE, axis=0)
-    Yw = R.inv_sqrt_matmul(hE - ybar)  # (N, p)
-    dw = R.inv_sqrt_matmul(y - ybar)  # (p,)
-    if p < N:
-        L = xp.linalg.cholesky(xp.eye(p, dtype=E.dtype) + (Yw.T @ Yw) / (N - 1))
-        z = solve_triangular(L, dw[:, None], lower=True)[:, 0]
-        quad = xp.sum(z * z)
-        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
-    else:
-        L = xp.linalg.cholesky(Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=E.dtype))
-        z = solve_triangular(L, (Yw @ dw)[:, None], lower=True)[:, 0]
-        quad = xp.sum(dw * dw) - xp.sum(z * z)
-        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L))) - N * math.log(N - 1)
-    return -0.5 * (quad + logdet + R.logdet() + p * LOG_2PI)
+    _, _, Yw, dw = whitened_obs(E, y, h, R, xp)
+    return log_evidence_whitened(Yw, dw, N, R, xp)
 
 
 @dataclass(frozen=True)
@@ -348,7 +341,7 @@ def enkf_loglik(M: Callable, y, h, R, m0, C0, noise: FilterNoise, *, Q=None,
             E = E + Q.sqrt_matmul(zq)
         mf = xp.mean(E, axis=0)
         if not (isinstance(inflation, (int, float)) and inflation == 1.0):
-            E = mf + inflation * (E - mf)
+            E = inflate_anomalies(E, inflation, xp)
         inc = ensemble_log_evidence(E, yj, h, R)
         if analysis == "enkf":
             E = enkf_analysis(E, yj, h, R, ReplayRNG(zr), localization=localization)

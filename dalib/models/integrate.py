@@ -159,8 +159,14 @@ class RK4Map:
             x = rk4_step(self.ode.rhs, x, self.dt)
         return x
 
+    def _needs(self, method: str, what: str):
+        if not callable(getattr(self.ode, method, None)):
+            raise TypeError(f"RK4Map.{what} needs the model's {method}(x, v); "
+                            f"{type(self.ode).__name__} has none")
+
     def jvp(self, x, dx):
         r"""Tangent-linear model: return ``(M(x), DM(x) dx)``."""
+        self._needs("rhs_jvp", "jvp")
         for _ in range(self.steps):
             x, dx = rk4_step_jvp(self.ode.rhs, self.ode.rhs_jvp, x, dx, self.dt)
         return x, dx
@@ -170,6 +176,7 @@ class RK4Map:
 
         The trajectory inside the window is stored on the forward sweep and read backwards.
         """
+        self._needs("rhs_vjp", "vjp")
         states = [x]
         for _ in range(self.steps - 1):
             states.append(rk4_step(self.ode.rhs, states[-1], self.dt))

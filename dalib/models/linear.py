@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .._validate import check_array
+from .._validate import check_array, owned_copy
 from ..backend import namespace
 
 __all__ = ["LinearModel"]
@@ -21,7 +21,7 @@ class LinearModel:
     Parameters
     ----------
     A : array, shape (d, d)
-        The model matrix.
+        The model matrix (finite; the model keeps its own copy).
     """
 
     A: Any
@@ -30,6 +30,7 @@ class LinearModel:
         check_array(self.A, "A", ndim=2)
         if self.A.shape[0] != self.A.shape[1]:
             raise ValueError(f"A must be square, got shape {tuple(self.A.shape)}")
+        object.__setattr__(self, "A", owned_copy(self.A))  # later edits cannot bypass this
 
     @property
     def d(self) -> int:

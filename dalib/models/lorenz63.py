@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .._validate import check_array
+from .._validate import check_array, check_parameter
 from ..backend import namespace
 
 __all__ = ["Lorenz63"]
@@ -31,6 +31,10 @@ class Lorenz63:
     beta: float = 8.0 / 3.0
 
     d = 3
+
+    def __post_init__(self):
+        for name in ("sigma", "rho", "beta"):
+            object.__setattr__(self, name, check_parameter(getattr(self, name), name))
 
     def __repr__(self) -> str:
         def fmt(v):

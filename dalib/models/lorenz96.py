@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._validate import check_array, check_int
-from ..backend import lorenz96_rk4, namespace
+from .._validate import check_array, check_int, check_parameter
+from ..backend import namespace
+from .fused import lorenz96_rk4
 
 __all__ = ["Lorenz96", "shift"]
 
@@ -44,6 +45,7 @@ class Lorenz96:
 
     def __post_init__(self):
         object.__setattr__(self, "d", check_int(self.d, "d", minimum=4))
+        object.__setattr__(self, "F", check_parameter(self.F, "F"))
 
     def advection(self, x):
         r"""The energy-conserving term :math:`(x_{i+1} - x_{i-2})\,x_{i-1}`."""
@@ -60,7 +62,7 @@ class Lorenz96:
         """``steps`` RK4 steps in fused GPU kernels, or ``None`` for the generic code.
 
         Only CuPy arrays with a scalar forcing take the fused path
-        (:func:`dalib.backend.lorenz96_rk4`); it computes the same steps as
+        (:func:`dalib.models.fused.lorenz96_rk4`); it computes the same steps as
         :func:`~dalib.models.rk4_step` with :meth:`rhs`, up to rounding.
         """
         check_array(x, "x", last=self.d, finite=False)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .._validate import check_array, check_int
-from ..backend import namespace
+from .._validate import check_array, check_int, check_parameter
+from ..backend import is_traced, namespace
 from .lorenz96 import shift
 
 __all__ = ["Lorenz96TwoScale"]
@@ -47,6 +47,10 @@ class Lorenz96TwoScale:
     def __post_init__(self):
         object.__setattr__(self, "K", check_int(self.K, "K", minimum=4))
         object.__setattr__(self, "J", check_int(self.J, "J", minimum=1))
+        for name in ("F", "h", "b", "c"):
+            object.__setattr__(self, name, check_parameter(getattr(self, name), name))
+        if not is_traced(self.b) and float(self.b) == 0:
+            raise ValueError("b must not be zero (the coupling divides by it)")
 
     @property
     def d(self) -> int:

@@ -1,12 +1,11 @@
-"""The reanalysis of dalib.setups.lorenz96_reanalysis: reproducible, as documented, useful."""
+"""The reanalysis of dalib.da.lorenz96_reanalysis: reproducible, as documented, useful."""
 
 import numpy as np
 import pytest
 from conftest import npy
 
 import dalib
-from dalib.da import ETKF, assimilate, enks
-from dalib.setups import lorenz96_reanalysis
+from dalib.da import ETKF, assimilate, enks, lorenz96_reanalysis
 
 
 def test_same_call_same_data_on_every_backend(xp):

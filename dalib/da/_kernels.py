@@ -1,0 +1,193 @@
+"""Kernels shared by the modules of :mod:`dalib.da`: internal API.
+
+The names here are public *within* ``dalib`` (other modules of the library may import them)
+but not part of the user-facing API: they take already validated arguments, may change
+without notice, and are not re-exported by :mod:`dalib.da`.  A kernel lives here when two or
+more modules of ``dalib.da`` need it; a kernel used by one module stays private there.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._validate import check_array
+from ..backend import device as array_device
+from ..backend import namespace, solve_triangular
+from ..covariance import Covariance, as_covariance, gaussian_log_density
+from ..observations import ObservationOperator
+
+
+def observation_matrix(H, xp, d: int | None = None, name: str = "H", device=None):
+    """The matrix ``H`` (p, d) of a linear observation operator or of a matrix argument.
+
+    An operator's matrix is made on ``device`` (default: the backend's default device).
+    """
+    if isinstance(H, ObservationOperator):
+        if not H.linear:
+            raise TypeError(
+                f"{name} must be linear; {type(H).__name__} is nonlinear (use the extended KF, "
+                "which linearises h with its Jacobian)"
+            )
+        return H.matrix(xp, device=device)
+    check_array(H, name, ndim=2)
+    if d is not None and H.shape[1] != d:
+        raise ValueError(f"{name} must have shape (p, {d}), got shape {tuple(H.shape)}")
+    return H
+
+
+def dense(C, xp, d: int, name: str, device=None):
+    """A covariance-like argument as a dense (d, d) matrix; ``None`` gives zeros.
+
+    Matrices made here (zeros, scaled identities) are created on ``device``.
+    """
+    if C is None:
+        return xp.zeros((d, d), dtype=xp.float64, device=device)
+    return as_covariance(C, name, d=d).to_dense(xp, device=device)
+
+
+def symmetrize(C):
+    """The symmetric part of ``C`` (removes round-off asymmetry)."""
+    xp = namespace(C)
+    return (C + xp.matrix_transpose(C)) / 2
+
+
+def chol_solve(L, B):
+    """Solve ``(L L^T) Z = B`` for ``Z`` given the lower Cholesky factor ``L``."""
+    return solve_triangular(L.T, solve_triangular(L, B, lower=True), lower=False)
+
+
+def gaussian_update(m, C, v, H, R, xp, return_gain: bool = False):
+    r"""The Kalman update of :math:`\mathcal N(m, C)` by an innovation ``v`` (p,) through ``H``.
+
+    .. math::
+        S = H C H^\top + R = L L^\top,\qquad K = C H^\top S^{-1},\qquad
+        m^a = m + K v,\qquad C^a = (I - KH) C (I - KH)^\top + K R K^\top,
+
+    with one Cholesky factorisation of :math:`S`, which also gives
+    :math:`\log \mathcal N(v; 0, S) = -\tfrac12(|L^{-1}v|^2 + \log\det S + p \log 2\pi)`.
+
+    Returns the analysis mean, the Joseph-form analysis covariance and the log-likelihood,
+    and the gain ``K`` (d, p) as a fourth value if ``return_gain``.
+    """
+    d, p = C.shape[0], v.shape[0]
+    CHt = C @ H.T  # (d, p)
+    S = symmetrize(H @ CHt + R)
+    L = xp.linalg.cholesky(S)  # the one factorisation of S
+    K = chol_solve(L, CHt.T).T  # K = C H^T S^{-1}
+    m_a = m + K @ v
+    IKH = xp.eye(d, dtype=C.dtype, device=array_device(C)) - K @ H
+    C_a = symmetrize(IKH @ C @ IKH.T + K @ R @ K.T)  # Joseph form
+    z = solve_triangular(L, v[:, None], lower=True)[:, 0]  # |z|^2 = v^T S^{-1} v
+    logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
+    loglik = gaussian_log_density(xp.sum(z * z), logdet, p)
+    return (m_a, C_a, loglik, K) if return_gain else (m_a, C_a, loglik)
+
+
+def as_R(R, p: int) -> Covariance:
+    """The observation error covariance as a :class:`~dalib.covariance.Covariance`."""
+    return as_covariance(R, "R", d=p)
+
+
+def whitened_obs(E, y, h, R, xp):
+    r"""Mean, anomalies, and whitened observation anomalies and innovation of an ensemble.
+
+    Returns :math:`\bar x` (d,), :math:`X = E - \mathbf 1 \bar x^\top` (N, d),
+    :math:`\tilde Y` (N, p) with rows :math:`S^{-1} Y_n` and
+    :math:`\tilde d = S^{-1}(y - \bar y)` (p,), where :math:`R = S S^\top` is a
+    :class:`~dalib.covariance.Covariance`.
+    """
+    xbar = xp.mean(E, axis=0)
+    X = E - xbar
+    hE = h(E)
+    ybar = xp.mean(hE, axis=0)
+    Yw = R.inv_sqrt_matmul(hE - ybar)
+    dw = R.inv_sqrt_matmul(y - ybar)
+    return xbar, X, Yw, dw
+
+
+def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
+    r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
+
+    ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
+    whitened innovation :math:`\tilde d` (p,); :math:`G = \tilde Y \tilde Y^\top + (N-1) I_N`.
+    The one ETKF transform of dalib, evaluated in one of two equal ways:
+
+    ``space="ensemble"``
+        the eigendecomposition :math:`G = V \Lambda V^\top`, :math:`O(N^3)`;
+    ``space="observation"``
+        the thin SVD :math:`\tilde Y = U \Sigma V^\top` (cheaper when :math:`p \ll N`):
+        :math:`G` has the eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of
+        :math:`U` and :math:`N - 1` elsewhere, so
+        :math:`\bar w = U \operatorname{diag}(\sigma_i / (\sigma_i^2 + N - 1)) V^\top
+        \tilde d` and :math:`T = I + U \operatorname{diag}(c_i) U^\top`,
+        :math:`c_i = \sqrt{(N-1)/(\sigma_i^2 + N - 1)} - 1`.
+    """
+    if space == "observation":
+        U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
+        lam = sig * sig + (N - 1)
+        w = U @ ((sig / lam) * (Vt @ dw))
+        c = xp.sqrt((N - 1) / lam) - 1
+        eye = xp.eye(N, dtype=Yw.dtype, device=array_device(Yw))
+        return w, eye + (U * c) @ U.T
+    s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
+    lam = s + (N - 1)
+    w = V @ ((V.T @ (Yw @ dw)) / lam)
+    T = (V * xp.sqrt((N - 1) / lam)) @ V.T
+    return w, T
+
+
+def log_evidence_whitened(Yw, dw, N, R, xp):
+    r""":math:`\log \mathcal N(y; \bar y, \tfrac{1}{N-1} Y^\top Y + R)` from whitened anomalies.
+
+    ``Yw`` (N, p) and ``dw`` (p,) are :math:`\tilde Y` and :math:`\tilde d` of
+    :func:`whitened_obs` and ``R`` the :class:`~dalib.covariance.Covariance` that whitened
+    them.  With :math:`S = \tfrac1{N-1} Y^\top Y + R` and
+    :math:`G = \tilde Y\tilde Y^\top + (N-1)I_N`, the Woodbury and Sylvester identities give
+
+    .. math::
+        (y-\bar y)^\top S^{-1}(y-\bar y) = \tilde d^\top\tilde d
+            - (\tilde Y\tilde d)^\top G^{-1}(\tilde Y\tilde d), \qquad
+        \log\det S = \log\det R + \log\det G - N\log(N-1),
+
+    so only the ``N``-by-``N`` :math:`G` is factorised (Cholesky), or, when ``p < N``,
+    the ``p``-by-``p`` :math:`I_p + \tilde Y^\top\tilde Y/(N-1)`.
+    """
+    p = dw.shape[0]
+    dev = array_device(Yw)
+    if p < N:
+        L = xp.linalg.cholesky(xp.eye(p, dtype=Yw.dtype, device=dev) + (Yw.T @ Yw) / (N - 1))
+        z = solve_triangular(L, dw[:, None], lower=True)[:, 0]
+        quad = xp.sum(z * z)
+        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L)))
+    else:
+        L = xp.linalg.cholesky(Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=Yw.dtype, device=dev))
+        z = solve_triangular(L, (Yw @ dw)[:, None], lower=True)[:, 0]
+        quad = xp.sum(dw * dw) - xp.sum(z * z)
+        logdet = 2 * xp.sum(xp.log(xp.linalg.diagonal(L))) - N * math.log(N - 1)
+    return gaussian_log_density(quad, logdet + R.logdet(), p)
+
+
+def inflate_anomalies(E, factor, xp):
+    r"""Multiplicative inflation :math:`\bar x + \alpha (E_n - \bar x)` of an ensemble (..., N, d).
+
+    The one implementation of multiplicative inflation on an ensemble; callers validate
+    ``factor``.
+    """
+    m = xp.mean(E, axis=-2, keepdims=True)
+    return m + factor * (E - m)
+
+
+def cov_spread(C, xp):
+    r"""Root of the mean variance, :math:`\sqrt{\operatorname{tr}(C)/d}`, of a covariance."""
+    return xp.sqrt(xp.mean(xp.linalg.diagonal(C)))
+
+
+def check_ensemble(E, name: str = "E", d: int | None = None, min_members: int = 2):
+    """Validate an ensemble ``(N, d)``."""
+    check_array(E, name, ndim=2, last=d)
+    if E.shape[0] < min_members:
+        raise ValueError(
+            f"{name} must have at least {min_members} members (rows), got shape {tuple(E.shape)}"
+        )
+    return E
+
