@@ -110,3 +110,107 @@ def test_particle_filter_arguments():
     tw = dalib.setups.lorenz63().simulate(2, rng=1)
     with pytest.raises(ValueError, match="OptimalPF needs model noise"):
         assimilate(OptimalPF(N=10), tw, rng=1)
+
+
+def test_kernel_bandwidth_is_silvermans_rule():
+    from dalib.da import kernel_bandwidth
+    assert kernel_bandwidth(100, 3) == pytest.approx((4 / 500) ** (1 / 7))
+    assert kernel_bandwidth(1, 1) == pytest.approx((4 / 3) ** 0.2)
+    with pytest.raises(ValueError, match="N"):
+        kernel_bandwidth(0, 3)
+
+
+@pytest.mark.parametrize("N", [20_000, 4])
+def test_regularized_resampling_keeps_weighted_mean_and_covariance(xp, N):
+    """Mean: the weighted mean; covariance: about (1 + h^2) times the weighted covariance.
+
+    N = 20 000 > d uses the d-by-d factor of the weighted anomalies; N = 4 < d the N-by-N
+    draws, checked over repeated resamplings.
+    """
+    from dalib.da import kernel_bandwidth, regularized_resample
+    d, b = 5, 1.5
+    gen = np.random.default_rng(3)
+    E0 = gen.standard_normal((N, d)) @ np.diag([1.0, 2.0, 0.5, 1.5, 3.0]) + 1.0
+    logw0 = -0.5 * np.sum((E0 - 2.0) ** 2, axis=1) / 4.0
+    w = np.exp(logw0 - logw0.max())
+    w /= w.sum()
+    mean_w = w @ E0
+    A = (E0 - mean_w) * np.sqrt(w / (1 - w @ w))[:, None]
+    cov_w = A.T @ A
+    h = b * kernel_bandwidth(N, d)
+    E, logw = dalib.asarray(E0, xp), dalib.asarray(logw0, xp)
+    reps = 1 if N > 1000 else 4000
+    rng = dalib.default_rng(7, xp)
+    draws = np.concatenate([npy(regularized_resample(E, logw, rng, bandwidth=b))
+                            for _ in range(reps)])
+    n = draws.shape[0]
+    # The resampled points have the weighted covariance without the small-sample factor
+    # 1 / (1 - sum w^2), the kernels add h^2 times the unbiased one: (1 + h^2) C for
+    # large N.
+    cov_new = (E0 - mean_w).T @ ((E0 - mean_w) * w[:, None]) + h**2 * cov_w
+    se = np.sqrt(np.diag(cov_new) / n)
+    assert np.all(np.abs(draws.mean(axis=0) - mean_w) < 5 * se + 1e-12)
+    # Systematic resampling adds almost no variance: a 6 % tolerance on the covariance is
+    # several standard errors for n >= 16 000 draws.
+    np.testing.assert_allclose(np.cov(draws.T), cov_new, atol=0.06 * np.trace(cov_new) / d)
+
+
+def test_regularized_resampling_without_bandwidth_is_systematic(xp):
+    from dalib.da import regularized_resample
+    gen = np.random.default_rng(4)
+    E = dalib.asarray(gen.standard_normal((30, 2)), xp)
+    logw = dalib.asarray(gen.standard_normal(30), xp)
+    idx = npy(systematic_resample(logw, dalib.default_rng(5, xp)))
+    out = npy(regularized_resample(E, logw, dalib.default_rng(5, xp), bandwidth=0.0))
+    np.testing.assert_array_equal(out, npy(E)[idx])
+
+
+def test_regularized_resampling_with_degenerate_weights_uses_equal_weights(xp):
+    from dalib.da import regularized_resample
+    gen = np.random.default_rng(6)
+    E0 = gen.standard_normal((400, 2))
+    logw = np.r_[0.0, np.full(399, -1e4)]  # one particle carries all the weight
+    out = npy(regularized_resample(dalib.asarray(E0, xp), dalib.asarray(logw, xp),
+                                   dalib.default_rng(1, xp), bandwidth=1.0))
+    assert np.all(np.isfinite(out)) and np.std(out[:, 0]) > 0.1
+    np.testing.assert_allclose(out.mean(axis=0), E0[0], atol=0.3)
+
+
+def test_regularized_resampling_refuses_bad_bandwidth():
+    from dalib.da import regularized_resample
+    E, logw = np.zeros((4, 2)), np.zeros(4)
+    for bad in (-1.0, math.inf, math.nan, "1"):
+        with pytest.raises(ValueError, match="bandwidth"):
+            regularized_resample(E, logw, 0, bandwidth=bad)
+    with pytest.raises(ValueError, match="bandwidth"):
+        BootstrapPF(N=10, bandwidth=-0.5)
+    with pytest.raises(ValueError, match="logw"):
+        regularized_resample(E, np.zeros(3), 0)
+
+
+def test_regularized_bootstrap_pf_tracks_a_perfect_lorenz63():
+    """Without regularisation the bootstrap filter collapses on a perfect model; with
+    kernel jitter and an ESS threshold it tracks (RMSE well below the observation error)."""
+    twin = dalib.setups.lorenz63().simulate(J=300, rng=11)
+    plain = assimilate(BootstrapPF(N=100), twin, rng=12, burn_in=100)
+    reg = assimilate(BootstrapPF(N=100, threshold=0.3, bandwidth=2.4), twin, rng=12,
+                     burn_in=100)
+    assert plain.rmse() > 2.0
+    assert reg.rmse() < 0.8
+
+
+def test_optimal_pf_with_stated_proposal_noise_on_a_perfect_model():
+    twin = dalib.setups.lorenz63().simulate(J=300, rng=13)
+    with pytest.raises(ValueError, match="proposal_noise"):
+        assimilate(OptimalPF(N=50), twin, rng=1)
+    res = assimilate(OptimalPF(N=50, proposal_noise=0.05, threshold=0.3, bandwidth=1.0),
+                     twin, rng=14, burn_in=100)
+    assert res.rmse() < 1.0
+    noisy = dataclasses_replace_Q(twin, 0.05)
+    with pytest.raises(ValueError, match="one or the other"):
+        assimilate(OptimalPF(N=50, proposal_noise=0.05), noisy, rng=1)
+
+
+def dataclasses_replace_Q(twin, q):
+    import dataclasses
+    return dataclasses.replace(twin, ssm=twin.ssm.replace(Q=q))

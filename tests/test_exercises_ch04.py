@@ -108,3 +108,44 @@ def test_ess_fraction_closed_form_matches_monte_carlo():
         w = np.exp(-0.5 * (y - x) ** 2)
         mc = w.mean() ** 2 / np.mean(w**2)
         assert abs(mc - np.sqrt(3) / 2 * np.exp(-y * y / 6)) < 5e-3
+
+
+def regularize_ok(E, w, idx, z, h):
+    m = w @ E
+    C = ((E - m) * w[:, None]).T @ (E - m) / (1 - w @ w)
+    return E[idx] + h * z @ np.linalg.cholesky(C).T
+
+
+def test_regularize_accepts_a_correct_answer_also_in_place():
+    assert ch04.check_regularize(regularize_ok).passed
+
+    def in_place(E, w, idx, z, h):  # modifies its inputs: still judged on the result
+        m = w @ E
+        A = E - m
+        C = (A * w[:, None]).T @ A / (1 - w @ w)
+        z @= np.linalg.cholesky(C).T
+        z *= h
+        return E[idx] + z
+
+    assert ch04.check_regularize(in_place).passed
+
+
+def test_regularize_names_the_typical_mistakes():
+    assert "replace the `...`" in ch04.check_regularize(...).message
+    cases = {
+        "WEIGHTED covariance": lambda E, w, idx, z, h: E[idx] + h * z @ np.linalg.cholesky(
+            np.cov(E.T)).T,
+        "1 - sum(w^2)": lambda E, w, idx, z, h: E[idx] + h * z @ np.linalg.cholesky(
+            ((E - w @ E) * w[:, None]).T @ (E - w @ E)).T,
+        "z @ L does not": lambda E, w, idx, z, h: E[idx] + h * z @ np.linalg.cholesky(
+            ((E - w @ E) * w[:, None]).T @ (E - w @ E) / (1 - w @ w)),
+        "not h^2": lambda E, w, idx, z, h: regularize_ok(E, w, idx, z, h * h),
+        "AFTER resampling": lambda E, w, idx, z, h: (
+            regularize_ok(E, w, np.arange(len(w)), z, h))[idx],
+        "resample first": lambda E, w, idx, z, h: regularize_ok(E, w, np.arange(len(w)), z, h),
+        "shape": lambda E, w, idx, z, h: E[idx].T,
+    }
+    for hint, answer in cases.items():
+        fb = ch04.check_regularize(answer)
+        assert not fb.passed and hint in fb.message, (hint, fb.message)
+    assert isinstance(ch04.check_regularize(lambda *a: 1 / 0), Feedback)

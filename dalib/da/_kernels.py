@@ -12,9 +12,10 @@ import math
 
 from .._validate import check_array
 from ..backend import device as array_device
-from ..backend import namespace, solve_triangular
+from ..backend import get_namespace, namespace, solve_triangular
 from ..covariance import Covariance, as_covariance, gaussian_log_density
 from ..observations import ObservationOperator
+from ..random import default_rng
 
 
 def observation_matrix(H, xp, d: int | None = None, name: str = "H", device=None):
@@ -105,7 +106,7 @@ def whitened_obs(E, y, h, R, xp):
     return xbar, X, Yw, dw
 
 
-def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
+def etkf_weights(Yw, dw, N, xp, space: str = "auto"):
     r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
 
     ``Yw`` holds the whitened observation anomalies :math:`\tilde Y` (N, p) and ``dw`` the
@@ -114,6 +115,9 @@ def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
 
     ``space="ensemble"``
         the eigendecomposition :math:`G = V \Lambda V^\top`, :math:`O(N^3)`;
+    ``space="auto"`` (the default)
+        the observation-space route when there are fewer observations than members
+        (:math:`p < N`), else the ensemble-space one;
     ``space="observation"``
         the thin SVD :math:`\tilde Y = U \Sigma V^\top` (cheaper when :math:`p \ll N`):
         :math:`G` has the eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of
@@ -122,6 +126,8 @@ def etkf_weights(Yw, dw, N, xp, space: str = "ensemble"):
         \tilde d` and :math:`T = I + U \operatorname{diag}(c_i) U^\top`,
         :math:`c_i = \sqrt{(N-1)/(\sigma_i^2 + N - 1)} - 1`.
     """
+    if space == "auto":
+        space = "observation" if Yw.shape[1] < N else "ensemble"
     if space == "observation":
         U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
         lam = sig * sig + (N - 1)
@@ -191,3 +197,34 @@ def check_ensemble(E, name: str = "E", d: int | None = None, min_members: int = 
         )
     return E
 
+
+def random_rotation(N: int, rng, xp="numpy", device=None):
+    r"""A random orthogonal ``N``-by-``N`` :math:`\Omega` with :math:`\Omega\mathbf 1 = \mathbf 1`.
+
+    Rotating the analysis anomalies, :math:`X^a \leftarrow \Omega X^a`, keeps the ensemble
+    mean and covariance but mixes the members, which stops the symmetric ETKF from
+    preserving outliers cycle after cycle (Sakov and Oke 2008, Mon. Wea. Rev. 136, 1042-1053).
+    :math:`\Omega = \tfrac1N \mathbf 1\mathbf 1^\top + U Q U^\top` with :math:`U` an
+    orthonormal basis of the complement of :math:`\mathbf 1` and :math:`Q` Haar-distributed.
+
+    Parameters
+    ----------
+    N : int
+        Ensemble size.
+    rng : int or dalib.random.Generator
+        Randomness.
+    xp : str or module
+        Backend.
+    device : optional
+        Device of the result (default: the backend's default device).
+    """
+    xp = get_namespace(xp)
+    rng = default_rng(rng, xp, device)
+    ones = xp.ones((N, 1), dtype=xp.float64, device=device)
+    eye = xp.eye(N, dtype=xp.float64, device=device)
+    # U: the last N - 1 columns of an orthonormal basis whose first column is 1 / sqrt(N).
+    basis, _ = xp.linalg.qr(xp.concat([ones, eye[:, : N - 1]], axis=1))
+    U = basis[:, 1:]
+    Q, Rq = xp.linalg.qr(rng.standard_normal((N - 1, N - 1)))
+    Q = Q * xp.sign(xp.linalg.diagonal(Rq))  # Haar measure (Mezzadri 2007)
+    return ones @ ones.T / N + U @ Q @ U.T

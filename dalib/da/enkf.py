@@ -29,11 +29,12 @@ scales the analysis anomalies), and additive, which adds random draws of a covar
 from __future__ import annotations
 
 from .._validate import check_array, check_positive
-from ..backend import device, get_namespace, namespace
+from ..backend import device, namespace
 from ..covariance import as_covariance
 from ..random import default_rng
 from ._kernels import (
     as_R,
+    random_rotation,
     check_ensemble,
     etkf_weights,
     inflate_anomalies,
@@ -217,38 +218,6 @@ def _etkf(E, y, h, R, xp, inflation=1.0, rotation=None):
     if inflation != 1.0:
         T = inflation * T  # T X has zero mean, so this inflates the analysis anomalies only
     return xbar + (w + T) @ X
-
-
-def random_rotation(N: int, rng, xp="numpy", device=None):
-    r"""A random orthogonal ``N``-by-``N`` :math:`\Omega` with :math:`\Omega\mathbf 1 = \mathbf 1`.
-
-    Rotating the analysis anomalies, :math:`X^a \leftarrow \Omega X^a`, keeps the ensemble
-    mean and covariance but mixes the members, which stops the symmetric ETKF from
-    preserving outliers cycle after cycle (Sakov and Oke 2008, Mon. Wea. Rev. 136, 1042-1053).
-    :math:`\Omega = \tfrac1N \mathbf 1\mathbf 1^\top + U Q U^\top` with :math:`U` an
-    orthonormal basis of the complement of :math:`\mathbf 1` and :math:`Q` Haar-distributed.
-
-    Parameters
-    ----------
-    N : int
-        Ensemble size.
-    rng : int or dalib.random.Generator
-        Randomness.
-    xp : str or module
-        Backend.
-    device : optional
-        Device of the result (default: the backend's default device).
-    """
-    xp = get_namespace(xp)
-    rng = default_rng(rng, xp, device)
-    ones = xp.ones((N, 1), dtype=xp.float64, device=device)
-    eye = xp.eye(N, dtype=xp.float64, device=device)
-    # U: the last N - 1 columns of an orthonormal basis whose first column is 1 / sqrt(N).
-    basis, _ = xp.linalg.qr(xp.concat([ones, eye[:, : N - 1]], axis=1))
-    U = basis[:, 1:]
-    Q, Rq = xp.linalg.qr(rng.standard_normal((N - 1, N - 1)))
-    Q = Q * xp.sign(xp.linalg.diagonal(Rq))  # Haar measure (Mezzadri 2007)
-    return ones @ ones.T / N + U @ Q @ U.T
 
 
 def etkf_transform(E, y, h, R):

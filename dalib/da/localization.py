@@ -34,7 +34,7 @@ from typing import Any
 from .._validate import check_array, check_positive
 from ..backend import device, eigh, get_namespace, namespace
 from ..observations import EveryKth, Identity, Subset
-from ._kernels import as_R, check_ensemble, whitened_obs
+from ._kernels import as_R, check_ensemble, random_rotation, whitened_obs
 from .ensemble import EnsembleMethod
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "local_observations",
     "localization_matrices",
     "letkf_analysis",
+    "chunk_size",
     "LETKF",
 ]
 
@@ -281,27 +282,63 @@ def localization_matrices(d: int, locations, radius, xp="numpy", device=None):
     return _taper(dist_xy, radius), _taper(dist_yy, radius)
 
 
-def _letkf(E, y, h, R, index, weight, xp, inflation=1.0):
-    N, d = E.shape
-    n = index.shape[1]
-    xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
+# Default bound on the LETKF's per-chunk buffers (the stacked local anomalies and the
+# (c, N, N) eigendecompositions of a chunk of c grid points), in bytes.
+CHUNK_BYTES = 64 * 2**20
+
+
+def chunk_size(N: int, n: int, max_bytes: int = CHUNK_BYTES, itemsize: int = 8) -> int:
+    """Grid points per LETKF chunk so that its buffers stay below ``max_bytes``.
+
+    A grid point needs about ``4 N^2 + 3 N n`` numbers at once (its ``N``-by-``N`` matrix,
+    eigenvectors and their products, and its ``n`` local observation anomalies).
+    """
+    per_point = (4 * N * N + 3 * N * n + 4 * N) * itemsize
+    return max(1, int(max_bytes) // per_point)
+
+
+def _letkf_chunk(X, Yw, dw, index, weight, xp):
+    """Analysis increments of the grid points of one chunk: (N, c) columns."""
+    c, n = index.shape
+    N = X.shape[0]
     flat = xp.reshape(index, (-1,))
-    Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (d, n, N))  # local Y~^T, (d, n, N)
-    dl = xp.reshape(xp.take(dw, flat, axis=0), (d, n, 1))  # local d~
-    YrT = xp.matrix_transpose(Yl * weight[:, :, None])  # Y~ diag(rho_i), (d, N, n)
+    Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (c, n, N))  # local Y~^T, (c, n, N)
+    dl = xp.reshape(xp.take(dw, flat, axis=0), (c, n, 1))  # local d~
+    YrT = xp.matrix_transpose(Yl * weight[:, :, None])  # Y~ diag(rho_i), (c, N, n)
     s, V = eigh(YrT @ Yl)  # G_i = V_i diag(s_i + N - 1) V_i^T, batched over i
     lam = s + (N - 1)
     Vt = xp.matrix_transpose(V)
     # Column i of the analysis needs only T_i and w_i applied to x_i = X[:, i], so work in
-    # the eigenvector coordinates of G_i and never form the (d, N, N) transforms.
-    c = (Vt @ (YrT @ dl))[:, :, 0] / lam  # w_i = V_i c_i
-    u = (Vt @ X.T[:, :, None])[:, :, 0]  # V_i^T x_i, (d, N)
-    mean_increment = xp.sum(c * u, axis=1)  # w_i^T x_i
-    Tx = (V @ (xp.sqrt((N - 1) / lam) * u)[:, :, None])[:, :, 0]  # T_i x_i, (d, N)
-    return xbar + mean_increment + inflation * Tx.T
+    # the eigenvector coordinates of G_i and never form the (c, N, N) transforms.
+    coef = (Vt @ (YrT @ dl))[:, :, 0] / lam  # w_i = V_i coef_i
+    u = (Vt @ X.T[:, :, None])[:, :, 0]  # V_i^T x_i, (c, N)
+    mean_increment = xp.sum(coef * u, axis=1)  # w_i^T x_i
+    Tx = (V @ (xp.sqrt((N - 1) / lam) * u)[:, :, None])[:, :, 0]  # T_i x_i, (c, N)
+    return mean_increment, Tx.T
 
 
-def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1.0):
+def _letkf(E, y, h, R, index, weight, xp, inflation=1.0, rotation=None, chunk=None):
+    N, d = E.shape
+    xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
+    chunk = d if chunk is None else chunk
+    means, anomalies = [], []
+    for start in range(0, d, chunk):
+        stop = min(start + chunk, d)
+        dm, A = _letkf_chunk(X[:, start:stop], Yw, dw, index[start:stop, :],
+                             weight[start:stop, :], xp)
+        means.append(dm)
+        anomalies.append(A)
+    Xa = anomalies[0] if len(anomalies) == 1 else xp.concat(anomalies, axis=1)
+    if rotation is not None:
+        Xa = rotation @ Xa  # one mean-preserving rotation for the whole grid
+    if inflation != 1.0:
+        Xa = inflation * Xa
+    mean_increment = means[0] if len(means) == 1 else xp.concat(means)
+    return (xbar + mean_increment) + Xa
+
+
+def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1.0,
+                   max_bytes: int = CHUNK_BYTES):
     r"""Local ensemble transform Kalman filter analysis (Hunt et al. 2007), all grid points at once.
 
     For every grid point :math:`i` this is the ETKF of :func:`~dalib.da.enkf.etkf_analysis`
@@ -316,8 +353,10 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         E^a_{:, i} = \bar x_i + (\mathbf 1 \bar w_i^\top + \alpha T_i)\, X_{:, i}.
 
     Only the observations inside each local region are gathered (``local.index``), so the
-    cost is :math:`O(d N^2 n + d N^3)` for ``n`` local observations; the dominant part is one
-    batched ``eigh`` of the ``(d, N, N)`` stack.
+    cost is :math:`O(d N^2 n + d N^3)` for ``n`` local observations; the dominant part is a
+    batched ``eigh`` of ``(c, N, N)`` stacks, for chunks of ``c`` grid points sized so that
+    their buffers stay below ``max_bytes`` (:func:`chunk_size`).  Chunking changes the
+    memory, not the result.
 
     Parameters
     ----------
@@ -333,6 +372,8 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         From :func:`local_observations`.
     inflation : float
         Multiplicative inflation of the analysis anomalies (:math:`T_i \to \alpha T_i`).
+    max_bytes : int
+        Bound on the buffers of one chunk of grid points (default 64 MiB).
 
     Returns
     -------
@@ -351,7 +392,11 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         raise ValueError(f"local refers to observation {top}, but y has only {y.shape[0]}: "
                          "build it with one location per component of y")
     check_positive(inflation, "inflation")
-    return _letkf(E, y, h, R, local.index, local.weight, namespace(E, y), inflation)
+    check_positive(max_bytes, "max_bytes")
+    xp = namespace(E, y)
+    itemsize = xp.finfo(E.dtype).bits // 8
+    chunk = chunk_size(E.shape[0], local.index.shape[1], max_bytes, itemsize)
+    return _letkf(E, y, h, R, local.index, local.weight, xp, inflation, chunk=chunk)
 
 
 class LETKF(EnsembleMethod):
@@ -365,18 +410,31 @@ class LETKF(EnsembleMethod):
         Gaspari-Cohn half-width of R-localisation (``None``: global, equal to the ETKF).
     locations : sequence of float, optional
         Grid positions of the observations; inferred from selection operators by default.
+    rotate : bool
+        Apply one random mean-preserving rotation
+        (:func:`~dalib.da.enkf.random_rotation`) to the analysis anomalies of the whole
+        grid every cycle, as the ETKF's ``rotate``.
+    max_bytes : int
+        Bound on the buffers of one chunk of grid points (:func:`letkf_analysis`).
     """
 
     def __init__(self, N: int, radius=None, inflation: float = 1.0, additive=None,
-                 locations=None):
+                 locations=None, rotate: bool = False, max_bytes: int = CHUNK_BYTES):
         super().__init__(N, inflation, additive)
         self.radius = check_radius(radius)
         self.locations = locations
+        self.rotate = bool(rotate)
+        self.max_bytes = int(check_positive(max_bytes, "max_bytes"))
         self._local = None
 
     def _params(self):
-        return {"N": self.N, "radius": self.radius, **{k: v for k, v in super()._params().items()
-                                                       if k != "N"}}
+        out = {"N": self.N, "radius": self.radius, **{k: v for k, v in super()._params().items()
+                                                      if k != "N"}}
+        if self.rotate:
+            out["rotate"] = True
+        if self.max_bytes != CHUNK_BYTES:
+            out["max_bytes"] = self.max_bytes
+        return out
 
     def check(self, ssm):
         if not ssm.R.is_diagonal:
@@ -392,4 +450,9 @@ class LETKF(EnsembleMethod):
 
     def analysis(self, E, y, ssm, rng):
         loc = self._local
-        return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, namespace(E), self.inflation)
+        xp = namespace(E)
+        rotation = random_rotation(self.N, rng, xp, device(E)) if self.rotate else None
+        itemsize = xp.finfo(E.dtype).bits // 8
+        chunk = chunk_size(self.N, loc.index.shape[1], self.max_bytes, itemsize)
+        return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, xp, self.inflation,
+                      rotation, chunk)

@@ -23,6 +23,20 @@ new draw.
 
 When the effective sample size :math:`N_\text{eff} = 1/\sum_n w_n^2` drops below a threshold,
 particles are resampled systematically and the weights reset to :math:`1/N`.
+
+*Regularised resampling* (Musso, Oudjane and Le Gland 2001) replaces the point masses of the
+weighted particles by Gaussian kernels before resampling, so that the copies of a particle
+separate even when the model has no noise:
+
+.. math::
+    x_n \leftarrow x_{i_n} + h\, \hat C^{1/2} z_n,\quad z_n \sim \mathcal N(0, I),\quad
+    h = b\, h_\text{opt},\quad h_\text{opt} = \Big(\frac{4}{N(d + 2)}\Big)^{1/(d+4)},
+
+where :math:`i_n` are the resampled indices, :math:`\hat C = \sum_n w_n (x_n - \bar x)
+(x_n - \bar x)^\top / (1 - \sum_n w_n^2)` is the weighted covariance of the particles
+before resampling, :math:`h_\text{opt}` the bandwidth that is optimal for a Gaussian target
+(Silverman 1986) and :math:`b` a tuning factor.  The resampled cloud keeps the weighted mean
+and has covariance :math:`(1 + h^2)\hat C`.
 """
 
 from __future__ import annotations
@@ -41,6 +55,8 @@ __all__ = [
     "normalize_log_weights",
     "effective_sample_size",
     "systematic_resample",
+    "kernel_bandwidth",
+    "regularized_resample",
     "bootstrap_log_weights",
     "OptimalProposal",
     "optimal_proposal",
@@ -182,6 +198,85 @@ def _bootstrap(logw, E, y, h, R, xp):
     return logw - _logsumexp(logw, xp)
 
 
+def kernel_bandwidth(N: int, d: int) -> float:
+    r"""Optimal Gaussian-kernel bandwidth :math:`h_\text{opt} = (4 / (N (d + 2)))^{1/(d + 4)}`.
+
+    The bandwidth, in units of the particles' standard deviation, that minimises the mean
+    integrated squared error of a kernel density estimate of a Gaussian (Silverman 1986),
+    as used by the regularised particle filter (Musso, Oudjane and Le Gland 2001).
+
+    Examples
+    --------
+    >>> round(kernel_bandwidth(100, 3), 3)
+    0.502
+    """
+    N, d = check_int(N, "N", minimum=1), check_int(d, "d", minimum=1)
+    return (4.0 / (N * (d + 2))) ** (1.0 / (d + 4))
+
+
+def _kernel_jitter(E, logw, h, rng, xp):
+    """Draws of N(0, h^2 C), C the weighted covariance of the particles ``E``."""
+    N, d = E.shape
+    w = xp.exp(logw - _logsumexp(logw, xp))
+    # All weight on one particle: its covariance is zero, fall back to equal weights.
+    degenerate = 1.0 - xp.sum(w * w) < 1e-10
+    w = xp.where(degenerate, xp.full_like(w, 1.0 / N), w)
+    A = xp.sqrt(w / (1.0 - xp.sum(w * w)))[:, None] * (E - w @ E)  # A^T A = C
+    if N > d:  # a d-by-d factor with R^T R = A^T A, cheaper than N-by-N draws
+        _, A = xp.linalg.qr(A)
+    return h * (rng.standard_normal((E.shape[0], A.shape[0]), dtype=E.dtype) @ A)
+
+
+def regularized_resample(E, logw, rng, bandwidth: float = 1.0):
+    r"""Regularised resampling: systematic resampling plus Gaussian kernel jitter.
+
+    Returns :math:`x_{i_n} + h \hat C^{1/2} z_n` with :math:`h = b\,h_\text{opt}` (see
+    :func:`kernel_bandwidth` and the module docstring); the new particles carry equal weights.
+
+    Parameters
+    ----------
+    E : array, shape (N, d)
+        Particles.
+    logw : array, shape (N,)
+        Their log-weights (need not be normalised).
+    rng : int or dalib.random.Generator
+        Source of the uniform and Gaussian draws.
+    bandwidth : float
+        The factor :math:`b \ge 0`; 0 gives plain systematic resampling.
+
+    Returns
+    -------
+    array, shape (N, d)
+        Resampled, jittered particles: in expectation their mean is the weighted mean of
+        ``E`` and their covariance :math:`(1 + h^2)\hat C`.
+    """
+    check_array(E, "E", ndim=2)
+    check_array(logw, "logw", ndim=1, finite=False)
+    if logw.shape[0] != E.shape[0]:
+        raise ValueError(f"logw must have one entry per particle ({E.shape[0]}), "
+                         f"got shape {tuple(logw.shape)}")
+    bandwidth = _check_bandwidth(bandwidth)
+    xp = namespace(E, logw)
+    rng = default_rng(rng, xp, device(E))
+    return _regularized(E, logw, bandwidth, rng, xp)
+
+
+def _check_bandwidth(bandwidth) -> float:
+    if not (isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth)
+            and bandwidth >= 0):
+        raise ValueError(f"bandwidth must be a finite number >= 0, got {bandwidth!r}")
+    return float(bandwidth)
+
+
+def _regularized(E, logw, bandwidth, rng, xp):
+    idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
+    resampled = xp.take(E, idx, axis=0)
+    if bandwidth == 0:
+        return resampled
+    h = bandwidth * kernel_bandwidth(*E.shape)
+    return resampled + _kernel_jitter(E, logw, h, rng, xp)
+
+
 class OptimalProposal:
     r"""The constant matrices of the optimal proposal for linear ``h`` and additive noise ``Q``.
 
@@ -297,14 +392,18 @@ class ParticleState:
 
 
 class _ParticleFilter(Method):
-    def __init__(self, N: int, threshold: float = 0.5):
+    def __init__(self, N: int, threshold: float = 0.5, bandwidth: float = 0.0):
         self.N = check_int(N, "N", minimum=2)
         if not 0 <= threshold <= 1:
             raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
+        self.bandwidth = _check_bandwidth(bandwidth)
 
     def _params(self):
-        return {"N": self.N, "threshold": self.threshold}
+        params = {"N": self.N, "threshold": self.threshold}
+        if self.bandwidth:
+            params["bandwidth"] = self.bandwidth
+        return params
 
     def init(self, ssm, rng):
         xp = namespace(ssm.m0)
@@ -324,16 +423,13 @@ class _ParticleFilter(Method):
             # On the host the test is free, and drawing u only when resampling keeps the
             # random stream of earlier NumPy results.
             if float(ess) < self.threshold * self.N:
-                idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
-                E, logw = xp.take(E, idx, axis=0), equal
+                E, logw = _regularized(E, logw, self.bandwidth, rng, xp), equal
             return ParticleState(E, logw)
         # On a device, asking for the ESS would stall the loop: compute the resampled
         # particles every cycle and keep them only where the ESS is low.
         resample = ess < self.threshold * self.N
-        idx = _systematic(logw, rng.uniform((), dtype=logw.dtype), xp)
-        keep = xp.arange(self.N, dtype=idx.dtype, device=device(E))
-        idx = xp.where(resample, idx, keep)
-        return ParticleState(xp.take(E, idx, axis=0), xp.where(resample, equal, logw))
+        E_new = _regularized(E, logw, self.bandwidth, rng, xp)
+        return ParticleState(xp.where(resample, E_new, E), xp.where(resample, equal, logw))
 
     def moments(self, s):
         xp = namespace(s.E)
@@ -357,11 +453,17 @@ class BootstrapPF(_ParticleFilter):
         Number of particles.
     threshold : float
         Resample when the effective sample size is below ``threshold * N``.
+    bandwidth : float
+        Regularisation: after resampling, jitter the particles with Gaussian kernels of
+        bandwidth ``bandwidth`` times :func:`kernel_bandwidth` relative to their weighted
+        covariance (:func:`regularized_resample`).  0 (the default) is the plain bootstrap
+        filter.
 
     Notes
     -----
-    With a perfect model (``Q`` is ``None``) the resampled copies never separate again and
-    the filter collapses; it is meant for models with noise.
+    With a perfect model (``Q`` is ``None``) and no regularisation the resampled copies
+    never separate again and the filter collapses; give it a ``bandwidth`` (about 1 to 3)
+    and a lower ``threshold`` (0.2 to 0.3).
 
     On NumPy the resampling test is an ordinary ``if``.  On other backends (CuPy, JAX) the
     particles are resampled every cycle and the copy is kept only when the effective sample
@@ -383,17 +485,46 @@ class OptimalPF(_ParticleFilter):
 
     The forecast step only applies the model, :math:`\\mathcal M(x_n)`; the model noise is
     drawn in the analysis from the optimal proposal, which also sees the observation.
+
+    Parameters
+    ----------
+    N, threshold, bandwidth
+        As for :class:`BootstrapPF`.
+    proposal_noise : covariance-like, optional
+        For a perfect model (``ssm.Q`` is ``None``): the model noise the filter assumes, a
+        stated regularisation like the jitter of :class:`BootstrapPF`.  The filter then
+        targets the model with this noise, not the perfect one.
     """
 
+    def __init__(self, N: int, threshold: float = 0.5, bandwidth: float = 0.0,
+                 proposal_noise=None):
+        super().__init__(N, threshold, bandwidth)
+        self.proposal_noise = proposal_noise
+
+    def _params(self):
+        params = super()._params()
+        if self.proposal_noise is not None:
+            params["proposal_noise"] = self.proposal_noise
+        return params
+
+    def _noise(self, ssm):
+        if ssm.Q is not None and self.proposal_noise is not None:
+            raise ValueError("proposal_noise is for a model without noise, but ssm.Q is "
+                             "set: give one or the other")
+        Q = ssm.Q if ssm.Q is not None else self.proposal_noise
+        if Q is None:
+            raise ValueError("OptimalPF needs model noise: ssm.Q must not be None, or give "
+                             "proposal_noise for a perfect model")
+        return Q
+
     def check(self, ssm):
-        if ssm.Q is None:
-            raise ValueError("OptimalPF needs model noise: ssm.Q must not be None")
+        self._noise(ssm)
         observation_matrix(ssm.h, ssm.xp, ssm.d, name="h", device=device(ssm.m0))
 
     def prepare(self, ssm):
         xp = namespace(ssm.m0)
         H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=device(ssm.m0))
-        self._prop = OptimalProposal(H, ssm.Q, ssm.R)
+        self._prop = OptimalProposal(H, self._noise(ssm), ssm.R)
 
     def forecast(self, s, ssm, rng):
         return ParticleState(ssm.M(s.E), s.logw)

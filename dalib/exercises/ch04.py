@@ -9,7 +9,7 @@ import numpy as np
 from ..backend import to_numpy
 from ._framework import Unfinished, Wrong, call_answer, exercise
 
-__all__ = ["check_systematic", "check_ess", "check_ess_fraction"]
+__all__ = ["check_systematic", "check_ess", "check_ess_fraction", "check_regularize"]
 
 
 def _expected_systematic(w, u):
@@ -136,3 +136,63 @@ def check_ess_fraction(c):
             f"c = 0.62 (0.67 for the arithmetic mean over observations). ESS >= N/2 already "
             f"fails for typical observations at d = 2, and ESS >= 10 at d = 40 needs about "
             f"{need:.0e} particles.")
+
+
+def _weighted_cov(E, w, unbiased=True):
+    mean = w @ E
+    C = ((E - mean) * w[:, None]).T @ (E - mean)
+    return C / (1 - w @ w) if unbiased else C
+
+
+def _regularize_variants(E, w, idx, z, h):
+    """The reference answer and the typical mistakes, each with its hint."""
+    L = np.linalg.cholesky(_weighted_cov(E, w))
+    N = E.shape[0]
+    right = E[idx] + h * z @ L.T
+    return right, [
+        (E[idx] + h * z @ np.linalg.cholesky(np.cov(E.T)).T,
+         "the kernel covariance must be the WEIGHTED covariance of the particles "
+         "(weights w), not the plain sample covariance."),
+        (E[idx] + h * z @ np.linalg.cholesky(_weighted_cov(E, w, unbiased=False)).T,
+         "divide the weighted covariance by 1 - sum(w^2), so that it is unbiased."),
+        (E[idx] + h * z @ L,
+         "with C = L L^T the draws z_n L^T (rows z @ L.T) have covariance C; z @ L does not."),
+        (E[idx] + h**2 * z @ L.T,
+         "the bandwidth h scales the standard deviation: multiply by h, not h^2."),
+        ((E + h * z @ L.T)[idx],
+         "jitter AFTER resampling, so that the copies of a particle get different noise."),
+        (E[np.arange(N)] + h * z @ L.T,
+         "resample first: start from the particles E[idx], then add the jitter."),
+    ]
+
+
+@exercise("ch04 regularised resampling")
+def check_regularize(regularize):
+    """Check ``regularize(E, w, idx, z, h)``: eq. (eq-ch04-regularised) with given draws."""
+    gen = np.random.default_rng(21)
+    for N, d in ((50, 3), (200, 2)):
+        E = gen.standard_normal((N, d)) @ gen.standard_normal((d, d)) + 3.0
+        w = _weights(int(gen.integers(1000)), N, 1.5)
+        idx = _expected_systematic(w, float(gen.uniform()))
+        z = gen.standard_normal((N, d))
+        h = 0.4
+        out = call_answer(regularize, E.copy(), w.copy(), idx.copy(), z.copy(), h)
+        try:
+            out = np.asarray(to_numpy(out), dtype=float)
+        except Exception:  # noqa: BLE001 - anything that is not an array
+            raise Wrong(f"expected an array of shape ({N}, {d}), got "
+                        f"{type(out).__name__}.") from None
+        if out.shape != (N, d):
+            raise Wrong(f"expected the new particles, shape ({N}, {d}), got {out.shape}.")
+        right, mistakes = _regularize_variants(E, w, idx, z, h)
+        if np.allclose(out, right, atol=1e-8):
+            continue
+        for candidate, hint in mistakes:
+            if np.allclose(out, candidate, atol=1e-8):
+                raise Wrong(hint)
+        raise Wrong("not yet: take the particles E[idx], then add h * z @ L.T, where L is the "
+                    "Cholesky factor of the weighted covariance sum_n w_n (x_n - m)(x_n - m)^T "
+                    "/ (1 - sum w_n^2) with the weighted mean m = w @ E.")
+    return ("your regularised resampling matches the formula: resampled particles plus kernels "
+            "of bandwidth h scaled by the weighted covariance.")
+
