@@ -40,12 +40,13 @@ NBVAL := $(PY) -m pytest --nbval --nbval-current-env \
 	--nbval-sanitize-with tools/nbval_sanitize.cfg -p no:cacheprovider
 
 ## test: unit tests on every backend, notebook checks (native and on a reduced instruction
-## set), the book build and a browser test
+## set), the book and student builds, a browser test
 test: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
 	$(MAKE) --no-print-directory nbval nbval-reduced-isa
 	rm -rf $(BUILD)/html $(BUILD)/.doctrees $(BUILD)/jupyter_execute
 	$(MAKE) --no-print-directory html
+	$(MAKE) --no-print-directory student-book
 	$(PY) -m pytest -p no:cacheprovider tests/browser
 
 ## nbval: re-execute every notebook and compare with its stored outputs

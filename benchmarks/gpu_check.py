@@ -1,7 +1,7 @@
 """A short check of dalib on a GPU: same statistics as NumPy, memory bandwidth, cycle time.
 
-Run on a machine with a CUDA GPU and CuPy (``pip install "dalib[gpu]"``); it takes a few
-minutes.  Three parts:
+Run on a machine with a CUDA GPU and CuPy (``pip install cupy-cuda12x`` for CUDA 12); it
+takes a few minutes.  Three parts:
 
 (a) **Same results.**  Lorenz-96 (d = 40, all observed, R = I, Sakov and Oke 2008) with
     the ETKF (N = 20, inflation 1.02) and the LETKF (N = 10, half-width 4, inflation 1.03),

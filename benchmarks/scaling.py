@@ -105,7 +105,7 @@ def gpu_status() -> tuple[bool, str]:
     try:
         import cupy
     except ImportError:
-        return False, "CuPy is not installed (pip install 'dalib[gpu]')"
+        return False, "CuPy is not installed (pip install cupy-cuda12x)"
     try:
         if not cupy.cuda.is_available():
             return False, "CuPy is installed but finds no CUDA GPU"

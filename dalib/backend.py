@@ -63,17 +63,24 @@ def get_namespace(name: str | ModuleType) -> ModuleType:
             import array_api_compat.cupy as xp
         except ImportError as err:  # pragma: no cover - depends on the machine
             raise ImportError(
-                "backend 'cupy' needs CuPy and a CUDA GPU: pip install 'dalib[gpu]'"
+                "backend 'cupy' needs CuPy and a CUDA GPU: pip install cupy-cuda12x "
+                "(CuPy for CUDA 12)"
             ) from err
     elif name == "jax":
         try:
             import jax
         except ImportError as err:  # pragma: no cover - depends on the machine
-            raise ImportError("backend 'jax' needs JAX: pip install 'dalib[jax]'") from err
+            raise ImportError("backend 'jax' needs JAX: pip install jax") from err
         jax.config.update("jax_enable_x64", True)
         import jax.numpy as xp
     elif name == "array_api_strict":
-        import array_api_strict as xp
+        try:
+            import array_api_strict as xp
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "backend 'array_api_strict' needs array-api-strict: "
+                "pip install array-api-strict"
+            ) from err
     else:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     return xp

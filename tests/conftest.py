@@ -21,7 +21,7 @@ def _gpu_available() -> bool:
 
 def _skip_reason(name: str):
     if name == "jax" and importlib.util.find_spec("jax") is None:
-        return "JAX is not installed (pip install 'dalib[jax]')"
+        return "JAX is not installed (pip install jax)"
     if name == "cupy" and not _gpu_available():
         return "CuPy backend needs a CUDA GPU, none is available here"
     if name == "array_api_strict" and importlib.util.find_spec("array_api_strict") is None:

@@ -15,6 +15,8 @@ Usage::
     python tools/execute_notebooks.py --all      # execute every notebook
     python tools/execute_notebooks.py ch01_da_problem   # just these
     python tools/execute_notebooks.py --check    # verify notebooks match their sources
+    python tools/execute_notebooks.py --refresh-hidden   # rewrite only the two hidden
+                                                         # cells from _config.yml
     python tools/execute_notebooks.py --student OUT   # copies without solutions, for the
                                                       # student edition
 """
@@ -22,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import os
 import re
@@ -50,13 +53,34 @@ EXECUTION_ENV = {
     "TQDM_DISABLE": "1",
 }
 
+# The distribution that provides the import name dalib (see pyproject.toml) and the extra
+# with what the notebooks import; the URL comes from _config.yml (repository.url).
+DISTRIBUTION = "dalib-book"
+READER_EXTRA = "notebooks"
 INSTALL_CELL = """\
 # Runs only where dalib is missing (Colab, a fresh Binder): installs it from the repository.
 try:
     import dalib
 except ImportError:
-    %pip install --quiet "dalib[plot,jax] @ git+{url}"
+    %pip install --quiet "{requirement}"
+    import importlib
+
+    importlib.invalidate_caches()
+    try:
+        import dalib
+    except ImportError as err:
+        raise ImportError(
+            "dalib is missing and installing it failed (see pip's message above). Run\\n"
+            '    %pip install "{requirement}"\\n'
+            "in a new cell, restart the kernel and run the notebook again. Other ways to "
+            "run the book: {url}#readme"
+        ) from err
 """
+
+
+def install_requirement(cfg: dict) -> str:
+    """What the install cell installs: ``dalib-book[notebooks] @ git+<repository url>``."""
+    return f"{DISTRIBUTION}[{READER_EXTRA}] @ git+{cfg['repository']['url']}"
 
 
 def config() -> dict:
@@ -73,7 +97,8 @@ def macros_cell(cfg: dict) -> nbformat.NotebookNode:
 
 
 def install_cell(cfg: dict) -> nbformat.NotebookNode:
-    cell = nbformat.v4.new_code_cell(INSTALL_CELL.format(url=cfg["repository"]["url"]))
+    source = INSTALL_CELL.format(url=cfg["repository"]["url"], requirement=install_requirement(cfg))
+    cell = nbformat.v4.new_code_cell(source)
     cell.metadata = {
         "tags": ["remove-cell"],
         "dalib_book": "install",
@@ -104,21 +129,79 @@ def assemble(src: Path, cfg: dict) -> nbformat.NotebookNode:
     return nb
 
 
-_SOLUTION = re.compile(r"```\{solution-(start|end)\}")
+# A line that opens a solution marker: ```{solution-start} label or ```{solution-end}
+# (backtick or colon fences).  The marker directive ends at the next line that is its fence.
+_MARKER = re.compile(
+    r"^\s*(?P<fence>`{3,}|:{3,})\{solution-(?P<kind>start|end)\}\s*(?P<arg>\S*)")
+
+
+def split_solutions(cells) -> tuple[list, list]:
+    """Split ``cells`` into what lies outside the solutions and what lies inside them.
+
+    The markers ``solution-start`` and ``solution-end`` are directives inside Markdown
+    cells, and a Markdown cell often holds the end of one solution and the next exercise
+    or heading.  So the split is made line by line: a Markdown cell keeps its lines outside
+    solutions (if any are not blank), a code cell goes wholly to one side.
+
+    Returns ``(kept, solutions)``: ``kept`` is a list of cells, new Markdown cells where a
+    cell was cut; ``solutions`` is a list of ``(exercise_label, cell)`` with the marker
+    directives, the solution Markdown (as new cells) and the solution code cells.
+    """
+    kept, solutions = [], []
+    label, inside, closing, ends = None, False, None, False
+    for cell in cells:
+        if cell.cell_type != "markdown":
+            if inside:
+                solutions.append((label, cell))
+            else:
+                kept.append(cell)
+            continue
+        out, sol = [], []
+        for line in cell.source.splitlines():
+            if closing is not None:  # a line of a marker directive
+                sol.append(line)
+                if line.strip() == closing:
+                    closing = None
+                    if ends:
+                        inside, ends = False, False
+                        solutions.append((label, _markdown_like(cell, "\n".join(sol))))
+                        sol = []
+                continue
+            marker = _MARKER.match(line)
+            if marker:
+                if marker["kind"] == "start":
+                    if inside:
+                        raise ValueError(f"nested solution-start: {line!r}")
+                    inside, label = True, marker["arg"] or None
+                elif not inside:
+                    raise ValueError(f"solution-end without solution-start: {line!r}")
+                closing, ends = marker["fence"], marker["kind"] == "end"
+                sol.append(line)
+            else:
+                (sol if inside else out).append(line)
+        if closing is not None:
+            raise ValueError(f"unclosed solution marker in cell:\n{cell.source}")
+        if sol:
+            solutions.append((label, _markdown_like(cell, "\n".join(sol))))
+        text = "\n".join(out).strip("\n")
+        if text.strip():
+            kept.append(cell if text == cell.source.strip("\n") else _markdown_like(cell, text))
+    if inside:
+        raise ValueError("solution-start without solution-end")
+    return kept, solutions
+
+
+def _markdown_like(cell, source: str) -> nbformat.NotebookNode:
+    new = nbformat.v4.new_markdown_cell(source)
+    new.metadata = copy.deepcopy(cell.metadata)
+    if "id" in cell:
+        new.id = cell.id
+    return new
 
 
 def solution_cells(cells) -> list:
-    """The cells of ``cells`` that belong to solutions, markers included."""
-    found, inside = [], False
-    for cell in cells:
-        marker = _SOLUTION.search(cell.source) if cell.cell_type == "markdown" else None
-        if marker and marker.group(1) == "start":
-            inside = True
-        if inside:
-            found.append(cell)
-        if marker and marker.group(1) == "end":
-            inside = False
-    return found
+    """The code cells of ``cells`` that belong to solutions."""
+    return [c for _, c in split_solutions(cells)[1] if c.cell_type == "code"]
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -194,18 +277,104 @@ def check(names: list[str], cfg: dict) -> list[str]:
     return problems
 
 
+# Targets a solution may define: (label)= lines, :label:/:name: options, $$ ... $$ (label).
+_LABEL = re.compile(r"^\s*\((?P<a>[^()\s]+)\)=\s*$|^\s*:(?:label|name):\s*(?P<b>\S+)"
+                    r"|\$\$\s*\((?P<c>[^()\s]+)\)\s*$", re.MULTILINE)
+_ROLE = re.compile(r"\{(?P<role>ref|numref|eq|prf:ref)\}`(?P<body>[^`]*)`")
+# Copied: everything but these (a student build needs no tests, history, caches or
+# environments; hidden folders such as .git and .venv go too).
+_NOT_COPIED = (".*", "_build", "__pycache__", "*.egg-info", "tests")
+
+
+def labels_in(text: str) -> set[str]:
+    return {next(g for g in m.groups() if g) for m in _LABEL.finditer(text)}
+
+
+def unlink_solution_labels(text: str, hidden: dict[str, str | None]) -> str:
+    """Rewrite references to targets that only a solution defines (``hidden`` maps such a
+    label to its exercise's label): they point at the exercise instead."""
+    def repl(m):
+        titled = re.fullmatch(r"(?s)(?P<title>.*?)\s*<(?P<target>[^<>]+)>", m["body"])
+        title, target = (titled["title"], titled["target"]) if titled else ("", m["body"])
+        title, target = title.strip(), target.strip()
+        if target not in hidden:
+            return m[0]
+        exercise = hidden[target]
+        if exercise is None:
+            return title or "its solution"
+        return f"{{ref}}`{title} <{exercise}>`" if title else f"the solution of {{ref}}`{exercise}`"
+    return _ROLE.sub(repl, text)
+
+
+def student_notebook(nb: nbformat.NotebookNode, hidden: dict) -> nbformat.NotebookNode:
+    """``nb`` without its solutions, references into them redirected to the exercises."""
+    nb = copy.deepcopy(nb)
+    nb.cells, _ = split_solutions(nb.cells)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = unlink_solution_labels(cell.source, hidden)
+    return nb
+
+
+def solution_labels(nbs) -> dict[str, str | None]:
+    """Labels that only solutions define, mapped to their exercise's label."""
+    inside, outside = {}, set()
+    for nb in nbs:
+        kept, solutions = split_solutions(nb.cells)
+        for cell in kept:
+            if cell.cell_type == "markdown":
+                outside |= labels_in(cell.source)
+        for exercise, cell in solutions:
+            if cell.cell_type == "markdown":
+                inside.update(dict.fromkeys(labels_in(cell.source), exercise))
+    return {k: v for k, v in inside.items() if k not in outside}
+
+
+def refresh_hidden(names: list[str], cfg: dict) -> list[str]:
+    """Rewrite the two hidden cells of the stored notebooks from the current config.
+
+    The macros and the install cell depend only on ``_config.yml`` and this script, never
+    on an execution, so they are replaced without running the notebook; every other cell
+    and output stays as stored.  Returns the names of the notebooks that changed.
+    """
+    fresh = {"macros": macros_cell(cfg), "install": install_cell(cfg)}
+    changed = []
+    for name in names:
+        path = BOOK / f"{name}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        kinds = [c.metadata.get("dalib_book") for c in nb.cells[:2]]
+        if kinds != ["macros", "install"]:
+            raise ValueError(f"{path}: the first two cells are not the hidden cells ({kinds})")
+        before = nbformat.writes(nb)
+        for cell in nb.cells[:2]:
+            new = fresh[cell.metadata["dalib_book"]]
+            cell.source, cell.metadata = new.source, copy.deepcopy(new.metadata)
+        if nbformat.writes(nb) != before:
+            nbformat.write(nb, path)
+            changed.append(name)
+    return changed
+
+
 def student_copy(out: Path) -> None:
-    """Copy the book to ``out`` with every solution (directive and code) removed."""
+    """Copy the book to ``out`` with every solution (directive, text and code) removed.
+
+    Only the solutions go: exercise statements, stubs, self-checks and everything after a
+    solution stay, also where they share a Markdown cell with its end marker.  References
+    to a label that only a solution defines point at the exercise instead.
+    """
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(ROOT, out, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "_build", "__pycache__", ".pytest_cache", "*.egg-info", "benchmarks"))
-    for path in (out / "book").glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        drop = {id(c) for c in solution_cells(nb.cells)}
-        nb.cells = [c for c in nb.cells if id(c) not in drop]
-        nbformat.write(nb, path)
+    shutil.copytree(ROOT, out, ignore=shutil.ignore_patterns(*_NOT_COPIED))
     shutil.rmtree(out / "book" / "src", ignore_errors=True)
+    paths = sorted((out / "book").glob("*.ipynb"))
+    nbs = [nbformat.read(path, as_version=4) for path in paths]
+    hidden = solution_labels(nbs)
+    for path, nb in zip(paths, nbs, strict=True):
+        nbformat.write(student_notebook(nb, hidden), path)
+    for page in (out / "book").glob("*.md"):
+        text = page.read_text()
+        if (new := unlink_solution_labels(text, hidden)) != text:
+            page.write_text(new)
 
 
 def main(argv=None) -> int:
@@ -214,6 +383,9 @@ def main(argv=None) -> int:
     parser.add_argument("--all", action="store_true", help="execute every notebook")
     parser.add_argument("--check", action="store_true", help="only verify notebooks match sources")
     parser.add_argument("--student", type=Path, help="write a student copy of the book here")
+    parser.add_argument("--refresh-hidden", action="store_true",
+                        help="rewrite the hidden macro and install cells of the stored "
+                             "notebooks from _config.yml, without executing them")
     args = parser.parse_args(argv)
     cfg = config()
     if args.student:
@@ -221,6 +393,10 @@ def main(argv=None) -> int:
         print(f"student copy of the book written to {args.student}")
         return 0
     names = args.names or sources()
+    if args.refresh_hidden:
+        changed = refresh_hidden(names, cfg)
+        print(f"hidden cells rewritten in {len(changed)} notebook(s): {' '.join(changed)}")
+        return 0
     if args.check:
         problems = check(names, cfg)
         for p in problems:

@@ -69,7 +69,7 @@ def progress_range(J: int, progress, desc: str):
         from tqdm.auto import tqdm
     except ImportError:
         if progress:
-            raise ImportError("progress=True needs tqdm: pip install 'dalib[progress]'") from None
+            raise ImportError("progress=True needs tqdm: pip install tqdm") from None
         return range(J)
     return tqdm(range(J), desc=desc, leave=False, mininterval=0.5)
 
