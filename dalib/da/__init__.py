@@ -36,6 +36,7 @@ from . import (
     kalman,
     localization,
     methods,
+    multifidelity_enkf,
     particle,
     reanalyses,
     result,
@@ -82,6 +83,7 @@ from .localization import (
 )
 from .enkf_n import EnKFN, enkf_n_analysis, enkf_n_inflation
 from .methods import Method
+from .multifidelity_enkf import MultifidelityEnKF, multifidelity_forecast
 from .particle import (
     BootstrapPF,
     OptimalPF,
@@ -119,6 +121,8 @@ __all__ = [
     "enkf_n_analysis",
     "enkf_n_inflation",
     "EnKF",
+    "MultifidelityEnKF",
+    "multifidelity_forecast",
     "LETKF",
     "KalmanFilter",
     "ExtendedKF",
@@ -190,6 +194,7 @@ __all__ = [
     "kalman",
     "localization",
     "methods",
+    "multifidelity_enkf",
     "particle",
     "reanalyses",
     "result",
