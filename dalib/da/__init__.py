@@ -37,6 +37,7 @@ from . import (
     localization,
     methods,
     multifidelity_enkf,
+    multimodel,
     particle,
     reanalyses,
     result,
@@ -83,6 +84,7 @@ from .localization import (
 )
 from .enkf_n import EnKFN, enkf_n_analysis, enkf_n_inflation
 from .methods import Method
+from .multimodel import MultiModelEnKF
 from .multifidelity_enkf import MultifidelityEnKF, multifidelity_forecast
 from .particle import (
     BootstrapPF,
@@ -122,6 +124,7 @@ __all__ = [
     "enkf_n_inflation",
     "EnKF",
     "MultifidelityEnKF",
+    "MultiModelEnKF",
     "multifidelity_forecast",
     "LETKF",
     "KalmanFilter",
@@ -195,6 +198,7 @@ __all__ = [
     "localization",
     "methods",
     "multifidelity_enkf",
+    "multimodel",
     "particle",
     "reanalyses",
     "result",
