@@ -1,11 +1,13 @@
-"""Targets of chapter 7: learning models and error covariances through data assimilation.
+"""Targets of chapters 7 and 10: learning models and error covariances through data assimilation.
 
 Prints one row per target: what is estimated, the target value, the tolerance, the
 measured value and PASS/FAIL.  The experiments live beside this script:
 
 * ``_learning_models.py``: parameters of Lorenz-96 and Lorenz-63, the dictionary model of
   Lorenz-96 learned by EM and through the auto-differentiable EnKF, model correction;
-* ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R.
+* ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R;
+* ``_learning_multimodel.py``: the multi-model EnKF on Lorenz-96 with sector forcing
+  (chapter 10).
 
 Usage::
 
@@ -33,8 +35,13 @@ sys.path.insert(0, str(HERE.parent))
 
 import _learning_covariances  # noqa: E402
 import _learning_models  # noqa: E402
+import _learning_multimodel  # noqa: E402
 
-PARTS = {"models": _learning_models, "covariances": _learning_covariances}
+PARTS = {
+    "models": _learning_models,
+    "covariances": _learning_covariances,
+    "multimodel": _learning_multimodel,
+}
 
 
 def format_value(v) -> str:

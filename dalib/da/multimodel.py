@@ -123,14 +123,17 @@ class MultiModelEnKF(EnsembleMethod):
         E_a = etkf_analysis(E_f, y, ssm.h, ssm.R, inflation=self.inflation)
         return E_a, Q
 
-    def moments(self, state):
+    def _members(self, state):
         E = state[0]
-        if isinstance(E, list):  # a forecast: the combination is made at the analysis
-            E = sum(E) / len(E)
-        return super().moments(E)
+        # a forecast holds one ensemble per model, combined only at the analysis; until
+        # then it is reported as their member-wise mean
+        return sum(E) / len(E) if isinstance(E, list) else E
+
+    def moments(self, state):
+        return super().moments(self._members(state))
 
     def members(self, state):
-        return state[0] if not isinstance(state[0], list) else None
+        return self._members(state)
 
     def extras(self, state):
         if self._weight_sum is None:
