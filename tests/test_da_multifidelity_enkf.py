@@ -77,3 +77,18 @@ def test_bad_sizes_are_named():
         MultifidelityEnKF([(abs, 0.1)], N_hi=10, N=[5])
     with pytest.raises(TypeError, match="models"):
         MultifidelityEnKF([abs], N_hi=2, N=[5])
+
+
+def test_estimated_weights_are_those_of_the_shared_members(xp):
+    # alpha=None: rho_k and sigma from the N_hi members every model advances
+    rng = dalib.default_rng(7, xp=xp)
+    E = dalib.asarray(m_a, xp) + rng.standard_normal((30, 3)) @ dalib.asarray(L.T, xp)
+    models = [lambda x, M=M: x @ dalib.asarray(M.T, xp) for M in MATS]
+    m, Y_hi, Y_lo = multifidelity_forecast(E, models[0], models[1:], 8, (15, 30), None)
+    Yn = [npy(Y_hi)] + [npy(Y)[:8] for Y in Y_lo]
+    alpha = [np.array([np.corrcoef(Yn[0][:, i], Yn[k][:, i])[0, 1] * Yn[0][:, i].std()
+                       / Yn[k][:, i].std() for i in range(3)]) for k in (1, 2)]
+    expected = npy(Y_hi).mean(0) + sum(
+        a * (npy(Y).mean(0) - npy(Y)[:n].mean(0))
+        for a, Y, n in zip(alpha, Y_lo, (8, 15), strict=True))
+    np.testing.assert_allclose(npy(m), expected, rtol=1e-10)

@@ -11,6 +11,9 @@ particle      bootstrap and optimal-proposal particle filters (7.7, 7.8)
 fourdvar      strong-constraint 4DVar with the adjoint gradient, cycled 4DVar (7.9)
 smoothers     ensemble Kalman smoother and reanalyses (7.10)
 reanalyses    ready-made reanalysis datasets (:func:`lorenz96_reanalysis`)
+multifidelity_enkf
+              EnKF with a multifidelity Monte Carlo forecast mean (eq. 10; chapter 10)
+multimodel    multi-model EnKF with adaptive model-error weights (chapter 10)
 ensemble      the shared base of the ensemble filter objects; EnsembleFilter
 methods       the protocol :class:`Method` of the filter objects (each lives beside its
               algorithm above)
