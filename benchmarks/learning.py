@@ -1,4 +1,5 @@
-"""Targets of chapters 7 and 8: learning models, error covariances, and from reanalyses.
+"""Targets of chapters 7 to 11: learning models, error covariances, from reanalyses and
+increments, with learned and multiple models, and learning the analysis step.
 
 Prints one row per target: what is estimated, the target value, the tolerance, the
 measured value and PASS/FAIL.  The experiments live beside this script:
@@ -7,7 +8,9 @@ measured value and PASS/FAIL.  The experiments live beside this script:
   Lorenz-96 learned by EM and through the auto-differentiable EnKF, model correction;
 * ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R;
 * ``_learning_reanalysis.py``: a local network trained on the truth, a reanalysis and
-  interpolated observations of Lorenz-96 (chapter 8): valid times and free-run climate.
+  interpolated observations of Lorenz-96 (chapter 8): valid times and free-run climate;
+* ``_learning_multimodel.py``: the multi-model EnKF on Lorenz-96 with sector forcing
+  (chapter 10).
 
 Usage::
 
@@ -36,10 +39,15 @@ sys.path.insert(0, str(HERE.parent))
 
 import _learning_covariances  # noqa: E402
 import _learning_models  # noqa: E402
+import _learning_multimodel  # noqa: E402
 import _learning_reanalysis  # noqa: E402
 
-PARTS = {"models": _learning_models, "covariances": _learning_covariances,
-         "reanalysis": _learning_reanalysis}
+PARTS = {
+    "models": _learning_models,
+    "covariances": _learning_covariances,
+    "reanalysis": _learning_reanalysis,
+    "multimodel": _learning_multimodel,
+}
 
 
 def format_value(v) -> str:

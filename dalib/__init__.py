@@ -17,6 +17,7 @@ da            classical data assimilation: Kalman, 3DVar, ExKF, EnKF/ETKF/LETKF,
               filters, 4DVar, smoothers, the cycling driver
 learning      learning the forecast model through data assimilation: EnKF likelihood
               and its gradient, augmentation, EM, dictionaries, model correction
+multifidelity multifidelity Monte Carlo estimators, model selection and sample allocation
 metrics       RMSE, spread, CRPS, energy score, rank histograms
 report        printing scores that read the same on every machine
 plotting      the book's plotting conventions
@@ -30,6 +31,7 @@ from . import (
     learning,
     metrics,
     models,
+    multifidelity,
     observations,
     random,
     report,
@@ -55,6 +57,7 @@ __all__ = [
     "learning",
     "metrics",
     "models",
+    "multifidelity",
     "observations",
     "random",
     "report",

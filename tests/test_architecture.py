@@ -8,7 +8,8 @@ Layers, lowest first; a module may import from its own layer and the layers belo
 ====  ==============================================================================
 0     ``backend``, ``_validate``, ``random``: arrays and randomness (no model)
 1     ``covariance``, ``observations``, ``models``, ``ssm``, ``setups``, ``metrics``,
-      ``autodiff``, ``plotting``: the state-space model, ready-made models, the scores
+      ``autodiff``, ``plotting``, ``multifidelity``: the state-space model, ready-made
+      models, the scores, Monte Carlo estimators
 2     ``da``: the data assimilation methods and the cycling driver
 3     ``learning``: learning models and covariances with data assimilation
 4     ``exercises``: the book's self-checks
@@ -41,6 +42,7 @@ LAYERS = {
     "metrics": 1,
     "autodiff": 1,
     "plotting": 1,
+    "multifidelity": 1,
     "da": 2,
     "learning": 3,
     "exercises": 4,

@@ -11,6 +11,9 @@ particle      bootstrap and optimal-proposal particle filters (7.7, 7.8)
 fourdvar      strong-constraint 4DVar with the adjoint gradient, cycled 4DVar (7.9)
 smoothers     ensemble Kalman smoother and reanalyses (7.10)
 reanalyses    ready-made reanalysis datasets (:func:`lorenz96_reanalysis`)
+multifidelity_enkf
+              EnKF with a multifidelity Monte Carlo forecast mean (eq. 10; chapter 10)
+multimodel    multi-model EnKF with adaptive model-error weights (chapter 10)
 ensemble      the shared base of the ensemble filter objects; EnsembleFilter
 methods       the protocol :class:`Method` of the filter objects (each lives beside its
               algorithm above)
@@ -36,6 +39,8 @@ from . import (
     kalman,
     localization,
     methods,
+    multifidelity_enkf,
+    multimodel,
     particle,
     reanalyses,
     result,
@@ -82,6 +87,8 @@ from .localization import (
 )
 from .enkf_n import EnKFN, enkf_n_analysis, enkf_n_inflation
 from .methods import Method
+from .multimodel import MultiModelEnKF
+from .multifidelity_enkf import MultifidelityEnKF, multifidelity_forecast
 from .particle import (
     BootstrapPF,
     OptimalPF,
@@ -121,6 +128,9 @@ __all__ = [
     "enkf_n_analysis",
     "enkf_n_inflation",
     "EnKF",
+    "MultifidelityEnKF",
+    "MultiModelEnKF",
+    "multifidelity_forecast",
     "LETKF",
     "KalmanFilter",
     "ExtendedKF",
@@ -194,6 +204,8 @@ __all__ = [
     "kalman",
     "localization",
     "methods",
+    "multifidelity_enkf",
+    "multimodel",
     "particle",
     "reanalyses",
     "result",

@@ -27,7 +27,9 @@ Each filter object lives beside its algorithm:
 - ``ETKF`` and ``EnKF`` in :mod:`dalib.da.enkf`, ``LETKF`` in :mod:`dalib.da.localization`;
 - ``KalmanFilter`` in :mod:`dalib.da.kalman`, ``ExtendedKF`` in :mod:`dalib.da.ekf`,
   ``ThreeDVar`` in :mod:`dalib.da.var3d`;
-- ``BootstrapPF`` and ``OptimalPF`` in :mod:`dalib.da.particle`.
+- ``BootstrapPF`` and ``OptimalPF`` in :mod:`dalib.da.particle`;
+- ``MultifidelityEnKF`` in :mod:`dalib.da.multifidelity_enkf`, ``MultiModelEnKF`` in
+  :mod:`dalib.da.multimodel`.
 
 A new method subclasses :class:`Method` (or :class:`~dalib.da.ensemble.EnsembleMethod`) in
 the module of its algorithm and is exported from :mod:`dalib.da`.
