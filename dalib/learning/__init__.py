@@ -17,9 +17,14 @@ covariances   EM for the error covariances Q and R: exact (Kalman smoother) for
               linear-Gaussian models, with an ensemble Kalman smoother for nonlinear ones
 innovations   innovation-based estimation: Desroziers diagnostics, adaptive R and
               inflation inside an ensemble filter
+analysis_losses
+              losses for learning an analysis step: eq. (12) against the truth,
+              eq. (13) against observations, and (13) corrected for the fit to the
+              noise (Mallia-Parfitt and Broecker 2016)
 """
 
 from . import (
+    analysis_losses,
     augmentation,
     correction,
     covariances,
@@ -28,6 +33,7 @@ from . import (
     innovations,
     likelihood,
 )
+from .analysis_losses import corrected_observation_loss, observation_loss, truth_loss
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
@@ -65,6 +71,7 @@ from .likelihood import (
 )
 
 __all__ = [
+    "analysis_losses",
     "augmentation",
     "correction",
     "covariances",
@@ -111,4 +118,8 @@ __all__ = [
     "desroziers_iteration",
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
+    # learning the analysis step
+    "truth_loss",
+    "observation_loss",
+    "corrected_observation_loss",
 ]
