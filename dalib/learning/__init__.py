@@ -21,6 +21,9 @@ analysis_losses
               losses for learning an analysis step: eq. (12) against the truth,
               eq. (13) against observations, and (13) corrected for the fit to the
               noise (Mallia-Parfitt and Broecker 2016)
+gains         a constant gain of the analysis step learned through the unrolled filter
+networks      small networks as pure JAX functions of parameter pytrees, and the
+              training loop ``fit``
 """
 
 from . import (
@@ -30,6 +33,7 @@ from . import (
     covariances,
     dictionary,
     em,
+    gains,
     innovations,
     likelihood,
 )
@@ -50,6 +54,7 @@ from .covariances import (
 )
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
+from .gains import gain_analysis, gain_windows, learn_gain, unroll_gain
 from .innovations import (
     AdaptiveETKF,
     DesroziersIteration,
@@ -122,4 +127,9 @@ __all__ = [
     "truth_loss",
     "observation_loss",
     "corrected_observation_loss",
+    "gains",
+    "gain_analysis",
+    "gain_windows",
+    "learn_gain",
+    "unroll_gain",
 ]
