@@ -22,8 +22,9 @@ analysis_losses
               eq. (13) against observations, and (13) corrected for the fit to the
               noise (Mallia-Parfitt and Broecker 2016)
 gains         a constant gain of the analysis step learned through the unrolled filter
-networks      small networks as pure JAX functions of parameter pytrees, and the
-              training loop ``fit``
+ensemble_tuning
+              inflation and localisation radius of the LETKF as differentiable
+              parameters (a smooth taper on local sets of a fixed maximal support)
 """
 
 from . import (
@@ -33,6 +34,7 @@ from . import (
     covariances,
     dictionary,
     em,
+    ensemble_tuning,
     gains,
     innovations,
     likelihood,
@@ -54,6 +56,12 @@ from .covariances import (
 )
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
+from .ensemble_tuning import (
+    letkf_tuned_analysis,
+    letkf_window_loss,
+    taper_support,
+    tapered,
+)
 from .gains import gain_analysis, gain_windows, learn_gain, unroll_gain
 from .innovations import (
     AdaptiveETKF,
@@ -132,4 +140,9 @@ __all__ = [
     "gain_windows",
     "learn_gain",
     "unroll_gain",
+    "ensemble_tuning",
+    "letkf_tuned_analysis",
+    "letkf_window_loss",
+    "taper_support",
+    "tapered",
 ]
