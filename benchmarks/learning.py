@@ -5,7 +5,9 @@ measured value and PASS/FAIL.  The experiments live beside this script:
 
 * ``_learning_models.py``: parameters of Lorenz-96 and Lorenz-63, the dictionary model of
   Lorenz-96 learned by EM and through the auto-differentiable EnKF, model correction;
-* ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R.
+* ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R;
+* ``_learning_analysis.py``: learned analysis steps (chapter 11) and the losses (12),
+  (13) and (13) corrected for the fit to the noise.
 
 Usage::
 
@@ -31,10 +33,12 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import _learning_analysis  # noqa: E402
 import _learning_covariances  # noqa: E402
 import _learning_models  # noqa: E402
 
-PARTS = {"models": _learning_models, "covariances": _learning_covariances}
+PARTS = {"models": _learning_models, "covariances": _learning_covariances,
+         "analysis": _learning_analysis}
 
 
 def format_value(v) -> str:
