@@ -10,7 +10,9 @@ measured value and PASS/FAIL.  The experiments live beside this script:
 * ``_learning_reanalysis.py``: a local network trained on the truth, a reanalysis and
   interpolated observations of Lorenz-96 (chapter 8): valid times and free-run climate;
 * ``_learning_multimodel.py``: the multi-model EnKF on Lorenz-96 with sector forcing
-  (chapter 10).
+  (chapter 10);
+* ``_learning_analysis.py``: learned analysis steps (chapter 11) and the losses (12),
+  (13) and (13) corrected for the fit to the noise.
 
 Usage::
 
@@ -37,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+import _learning_analysis  # noqa: E402
 import _learning_covariances  # noqa: E402
 import _learning_models  # noqa: E402
 import _learning_multimodel  # noqa: E402
@@ -47,6 +50,7 @@ PARTS = {
     "covariances": _learning_covariances,
     "reanalysis": _learning_reanalysis,
     "multimodel": _learning_multimodel,
+    "analysis": _learning_analysis,
 }
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_positive
-from ..backend import device, eigh, get_namespace, namespace
+from ..backend import device, eigh, get_namespace, is_traced, namespace
 from ..observations import EveryKth, Identity, Subset
 from ._kernels import as_R, check_ensemble, random_rotation, whitened_obs
 from .ensemble import EnsembleMethod
@@ -70,10 +70,12 @@ def gaspari_cohn(r, c):
     ----------
     r : array
         Distances.
-    c : float
-        Half-width (``math.inf`` gives weight 1 everywhere).
+    c : float or scalar array
+        Half-width (``math.inf`` gives weight 1 everywhere).  A JAX scalar may be traced:
+        :math:`\rho` is twice continuously differentiable in :math:`c`, so a half-width can
+        be learned by gradient descent (:mod:`dalib.learning.ensemble_tuning`).
     """
-    if not c > 0:
+    if not is_traced(c) and not c > 0:
         raise ValueError(f"c must be positive, got {c!r}")
     xp = namespace(r)
     z = xp.abs(r) / c
@@ -387,9 +389,9 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         raise ValueError("R must be diagonal for the LETKF (a number or a vector of variances)")
     if local.d != E.shape[1]:
         raise ValueError(f"local was built for d={local.d}, but E has d={E.shape[1]}")
-    top = int(namespace(local.index).max(local.index))
-    if top >= y.shape[0]:
-        raise ValueError(f"local refers to observation {top}, but y has only {y.shape[0]}: "
+    top = namespace(local.index).max(local.index)  # traced inside jax.jit: not checked
+    if not is_traced(top) and int(top) >= y.shape[0]:
+        raise ValueError(f"local refers to observation {int(top)}, but y has only {y.shape[0]}: "
                          "build it with one location per component of y")
     check_positive(inflation, "inflation")
     check_positive(max_bytes, "max_bytes")

@@ -23,20 +23,32 @@ surrogates    forecast models learned from states: local random-feature regressi
               tendencies integrated by RK4, autoregressive rollout (chapter 8)
 skill         forecast skill against lead time, valid time in Lyapunov times,
               climatology of free runs (chapter 8)
+analysis_losses
+              losses for learning an analysis step: eq. (12) against the truth,
+              eq. (13) against observations, and (13) corrected for the fit to the
+              noise (Mallia-Parfitt and Broecker 2016)
+gains         a constant gain of the analysis step learned through the unrolled filter
+ensemble_tuning
+              inflation and localisation radius of the LETKF as differentiable
+              parameters (a smooth taper on local sets of a fixed maximal support)
 """
 
 from . import (
+    analysis_losses,
     augmentation,
     correction,
     covariances,
     dictionary,
     em,
+    ensemble_tuning,
+    gains,
     innovations,
     likelihood,
     networks,
     skill,
     surrogates,
 )
+from .analysis_losses import corrected_observation_loss, observation_loss, truth_loss
 from .augmentation import AugmentedEnKF, AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
@@ -54,6 +66,13 @@ from .covariances import (
 )
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
+from .ensemble_tuning import (
+    letkf_tuned_analysis,
+    letkf_window_loss,
+    taper_support,
+    tapered,
+)
+from .gains import gain_analysis, gain_windows, learn_gain, unroll_gain
 from .innovations import (
     AdaptiveETKF,
     AdaptiveState,
@@ -76,6 +95,7 @@ from .likelihood import (
 )
 
 __all__ = [
+    "analysis_losses",
     "augmentation",
     "correction",
     "covariances",
@@ -128,4 +148,18 @@ __all__ = [
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
     "AdaptiveState",
+    # learning the analysis step
+    "truth_loss",
+    "observation_loss",
+    "corrected_observation_loss",
+    "gains",
+    "gain_analysis",
+    "gain_windows",
+    "learn_gain",
+    "unroll_gain",
+    "ensemble_tuning",
+    "letkf_tuned_analysis",
+    "letkf_window_loss",
+    "taper_support",
+    "tapered",
 ]
