@@ -34,6 +34,7 @@ LAYERS = {
     "backend": 0,
     "_validate": 0,
     "random": 0,
+    "report": 0,
     "covariance": 1,
     "observations": 1,
     "models": 1,

@@ -67,7 +67,10 @@ def test_cheap_members_keep_the_filter_close_to_the_kalman_filter():
     kf = assimilate(dalib.da.KalmanFilter(), tw, rng=0)
     res = assimilate(mf, tw, rng=4)
     hi_only = assimilate(EnKF(N=3), tw, rng=4)
-    rmse = lambda r: float(np.sqrt(np.mean((r.analysis[50:] - tw.x[50:]) ** 2)))
+
+    def rmse(r):
+        return float(np.sqrt(np.mean((r.analysis[50:] - tw.x[50:]) ** 2)))
+
     assert rmse(res) < 1.3 * rmse(kf)
     assert rmse(res) < rmse(hi_only)
 

@@ -6,7 +6,7 @@ import pytest
 jax = pytest.importorskip("jax")
 optax = pytest.importorskip("optax")
 
-from dalib.learning import networks
+from dalib.learning import networks  # noqa: E402
 
 
 def _params(seed=0, **kw):

@@ -61,6 +61,7 @@ from .enkf import (
     inflate,
     random_rotation,
 )
+from .enkf_n import EnKFN, enkf_n_analysis, enkf_n_inflation
 from .ensemble import EnsembleFilter, EnsembleMethod
 from .fourdvar import FourDVarResult, cycled_fourdvar, fourdvar_analysis, fourdvar_cost
 from .kalman import (
@@ -77,18 +78,17 @@ from .kalman import (
 from .localization import (
     LETKF,
     LocalObservations,
-    gaspari_cohn,
     chunk_size,
+    gaspari_cohn,
     letkf_analysis,
     local_observations,
     localization_matrices,
     observation_locations,
     periodic_distance,
 )
-from .enkf_n import EnKFN, enkf_n_analysis, enkf_n_inflation
 from .methods import Method
-from .multimodel import MultiModelEnKF
 from .multifidelity_enkf import MultifidelityEnKF, multifidelity_forecast
+from .multimodel import MultiModelEnKF
 from .particle import (
     BootstrapPF,
     OptimalPF,

@@ -34,10 +34,10 @@ from ..covariance import as_covariance
 from ..random import default_rng
 from ._kernels import (
     as_R,
-    random_rotation,
     check_ensemble,
     etkf_weights,
     inflate_anomalies,
+    random_rotation,
     whitened_obs,
 )
 from .ensemble import EnsembleMethod

@@ -11,7 +11,8 @@ stay correlated.  The forecast mean is the multifidelity estimate of eq. (10)
 .. math::
 
     m^f = \overline{\mathcal M_{\rm hi}(E) + \xi}^{\,N_{\rm hi}} + \sum_k \alpha_k
-    \Big(\overline{\mathcal M_k(E) + \xi}^{\,N_k} - \overline{\mathcal M_k(E) + \xi}^{\,N_{k-1}}\Big),
+    \Big(\overline{\mathcal M_k(E) + \xi}^{\,N_k}
+    - \overline{\mathcal M_k(E) + \xi}^{\,N_{k-1}}\Big),
 
 unbiased for the mean of the high-fidelity forecast with variance eq. (11) when the
 weights :math:`\alpha_k` are fixed.  The forecast covariance is that of the cheapest

@@ -15,7 +15,8 @@ diagonal variances, component by component,
 the weighted mean's error variance when the model errors are independent of each other
 and of :math:`e_0`.  The forecast ensemble is :math:`m^f` plus the weighted anomalies
 :math:`\sum_k w_k (E_k - m_k)` rescaled to the variance :math:`P^f`, after which an
-ETKF analysis assimilates :math:`y`.  The model-error variances are estimated adaptively from the innovations of each model: with full observation
+ETKF analysis assimilates :math:`y`.  The model-error variances are estimated adaptively
+from the innovations of each model: with full observation
 (:math:`h = I`), :math:`\mathbb E (y - m_k)^2 = P_k + Q_k + R`, so
 :math:`\hat Q_k \leftarrow (1 - \lambda) \hat Q_k + \lambda ((y - m_k)^2 - P_k - R)`
 (exponential smoothing with factor :math:`\lambda`), and :math:`Q_k = \max(\hat Q_k,
