@@ -138,3 +138,11 @@ def test_no_inline_math_starts_a_line_with_a_list_marker():
             if not inside_display and re.match(r"[+*-] [^$]*\$(?:[^$]*\$[^$]*\$)*[^$]*$", line):
                 pytest.fail(f"{src.name}:{number}: a line with an odd number of $ starts "
                             f"with a list marker: {line!r}")
+
+
+def test_weighted_norms_follow_the_notation_page():
+    """book/notation.md: |v|_A^2 = v^T A^{-1} v, the subscript is a covariance."""
+    inverse_subscript = re.compile(r"\|(?:\^2)?_\{?[A-Za-z]\w*\^\{-1\}")
+    for src in MARKDOWN_PAGES:
+        found = inverse_subscript.findall(src.read_text())
+        assert not found, f"{src.name}: weighted norm with an inverse subscript {found}"

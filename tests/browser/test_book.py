@@ -259,7 +259,7 @@ def _overflow(page, server, path, width):
             .filter(p => p.scrollWidth > p.clientWidth + 1)
             .map(p => p.textContent.split('\\n').find(l => l.length > 70) || '');
         const clipped = [...document.querySelectorAll(
-                'main pre, main table, main mjx-container, main .cell_output')]
+                'main pre, main table, main mjx-container[display="true"], main .cell_output')]
             .filter(cut).map(e => e.tagName + ': ' + e.textContent.slice(0, 40));
         return {code, clipped, page: document.documentElement.scrollWidth};
     }""")
