@@ -119,7 +119,7 @@ MARKDOWN_PAGES = sorted((ROOT / "book").glob("*.md")) + SOURCES
 @pytest.mark.parametrize("src", MARKDOWN_PAGES, ids=lambda p: p.stem)
 def test_figure_directives_have_name_alt_and_caption(src):
     text = src.read_text()
-    for match in re.finditer(r"```\{figure\}[^\n]*\n((?::[^\n]*\n)*)(.*?)```", text, re.S):
+    for match in re.finditer(r"```\{figure\}[^\n]*\n((?::[^\n]*\n)*)(.*?)```", text, re.DOTALL):
         options, caption = match.group(1), match.group(2).strip()
         assert ":name: fig-" in options, f"{src.name}: figure without :name:"
         assert re.search(r":alt: \S", options), f"{src.name}: figure without :alt:"

@@ -202,7 +202,7 @@ def test_relative_urls_resolve_like_the_browser():
 class _Text(HTMLParser):
     """The text of a page's article outside code, scripts and typeset math."""
 
-    SKIP = {"pre", "code", "script", "style", "kbd", "samp"}
+    SKIP = frozenset({"pre", "code", "script", "style", "kbd", "samp"})
 
     def __init__(self):
         super().__init__()
