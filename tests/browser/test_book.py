@@ -121,7 +121,7 @@ def test_page_renders_math_and_figures(page, server, path):
         clone.querySelectorAll('pre, code, mjx-container, script, style, .highlight')
              .forEach(e => e.remove());
         return clone.innerText; }""")
-    raw = re.findall(r"\$|\\begin\{|\\mathcal|\\frac|\\xt|\\mathbb", text)
+    raw = re.findall(r"\$\$|\\begin\{|\\mathcal|\\frac|\\xt|\\mathbb", text)
     assert raw == [], f"untypeset TeX on {path}: {raw[:5]}"
     assert page.external_requests == [], f"{path} fetched from the network: {page.external_requests}"
 
