@@ -36,6 +36,9 @@ def test_notebooks_match_their_sources():
 @pytest.mark.parametrize("src", CHAPTERS, ids=lambda p: p.stem)
 def test_chapter_follows_the_template(src):
     text = src.read_text()
+    # A chapter with a sub-chapter (ch07) lists its references under an unnumbered rubric,
+    # so that the sub-chapter's section number follows the chapter's last section.
+    text = text.replace("```{rubric} References", "## References")
     positions = [text.find(marker) for marker in TEMPLATE]
     missing = [m for m, pos in zip(TEMPLATE, positions) if pos < 0]
     assert not missing, f"{src.name} lacks {missing}"
@@ -63,3 +66,83 @@ def test_code_is_readable_and_seeded(src):
         assert not re.search(r"np\.random\.(seed|rand|randn|normal|uniform)\(", cell.source), (
             f"{src.name}: use an explicit rng (dalib.default_rng), not NumPy's global state"
         )
+
+
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def _figure_problems(cell) -> list[str]:
+    """What a figure-producing code cell lacks: a caption, a name to cite it by, alt text."""
+    mystnb = cell.get("metadata", {}).get("mystnb", {})
+    figure, image = mystnb.get("figure", {}), mystnb.get("image", {})
+    wanted = {"caption": figure.get("caption"), "name": figure.get("name"),
+              "alt text": image.get("alt")}
+    return [key for key, value in wanted.items() if not str(value or "").strip()]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_figure_is_numbered_captioned_and_described(path):
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    problems, names = [], []
+    for i, cell in enumerate(nb.cells):
+        images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        if cell.cell_type != "code" or not images:
+            continue
+        first_line = cell.source.splitlines()[0] if cell.source else ""
+        if len(images) > 1:
+            problems.append(f"cell {i} ({first_line!r}) shows {len(images)} figures; "
+                            "make one figure per cell so each gets its own number")
+        missing = _figure_problems(cell)
+        if missing:
+            problems.append(f"cell {i} ({first_line!r}) lacks {', '.join(missing)} "
+                            "(mystnb: figure: caption/name, image: alt in its metadata)")
+        else:
+            names.append(cell.metadata["mystnb"]["figure"]["name"])
+    assert not problems, f"{path.name}:\n" + "\n".join(problems)
+    assert all(re.fullmatch(r"fig-[a-z0-9-]+", n) for n in names), names
+    assert len(names) == len(set(names)), f"{path.name}: repeated figure names {names}"
+
+
+def test_the_figure_rule_catches_a_bare_figure():
+    bare = {"cell_type": "code", "metadata": {}, "source": "plt.plot(x)"}
+    assert _figure_problems(bare) == ["caption", "name", "alt text"]
+    captioned = {"metadata": {"mystnb": {"figure": {"caption": "c", "name": "fig-x"},
+                                         "image": {"alt": " "}}}}
+    assert _figure_problems(captioned) == ["alt text"]
+
+
+MARKDOWN_PAGES = sorted((ROOT / "book").glob("*.md")) + SOURCES
+
+
+@pytest.mark.parametrize("src", MARKDOWN_PAGES, ids=lambda p: p.stem)
+def test_figure_directives_have_name_alt_and_caption(src):
+    text = src.read_text()
+    for match in re.finditer(r"```\{figure\}[^\n]*\n((?::[^\n]*\n)*)(.*?)```", text, re.DOTALL):
+        options, caption = match.group(1), match.group(2).strip()
+        assert ":name: fig-" in options, f"{src.name}: figure without :name:"
+        assert re.search(r":alt: \S", options), f"{src.name}: figure without :alt:"
+        assert caption, f"{src.name}: figure without a caption"
+
+
+def test_no_inline_math_starts_a_line_with_a_list_marker():
+    """A line starting with "+ " or "- " inside an inline formula becomes a list item and
+    the formula is never typeset."""
+    for src in MARKDOWN_PAGES:
+        inside_display = False
+        for number, line in enumerate(src.read_text().splitlines(), 1):
+            if line.startswith("$$"):
+                inside_display = not inside_display
+                continue
+            if not inside_display and re.match(r"[+*-] [^$]*\$(?:[^$]*\$[^$]*\$)*[^$]*$", line):
+                pytest.fail(f"{src.name}:{number}: a line with an odd number of $ starts "
+                            f"with a list marker: {line!r}")
+
+
+def test_weighted_norms_follow_the_notation_page():
+    """book/notation.md: |v|_A^2 = v^T A^{-1} v, the subscript is a covariance."""
+    inverse_subscript = re.compile(r"\|(?:\^2)?_\{?[A-Za-z]\w*\^\{-1\}")
+    for src in MARKDOWN_PAGES:
+        found = inverse_subscript.findall(src.read_text())
+        assert not found, f"{src.name}: weighted norm with an inverse subscript {found}"

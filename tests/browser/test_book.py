@@ -197,3 +197,83 @@ def _parse(path: Path) -> _Links:
 
 def test_relative_urls_resolve_like_the_browser():
     assert urljoin("http://x/book/a.html", "../_static/s.css") == "http://x/_static/s.css"
+
+
+class _Text(HTMLParser):
+    """The text of a page's article outside code, scripts and typeset math."""
+
+    SKIP = frozenset({"pre", "code", "script", "style", "kbd", "samp"})
+
+    def __init__(self):
+        super().__init__()
+        self.depth, self.in_article, self.chunks = 0, 0, []
+
+    def handle_starttag(self, tag, attrs):
+        classes = (dict(attrs).get("class") or "").split()
+        if tag == "article":
+            self.in_article += 1
+        code_like = {"math", "highlight", "sig"} & set(classes)  # sig: API signatures
+        if self.depth or tag in self.SKIP or code_like:
+            self.depth += tag not in ("br", "img", "hr", "input", "meta", "link", "wbr")
+
+    def handle_endtag(self, tag):
+        if self.depth:
+            self.depth -= 1
+        if tag == "article":
+            self.in_article -= 1
+
+    def handle_data(self, data):
+        if self.in_article and not self.depth:
+            self.chunks.append(data)
+
+
+def raw_dollars(html: str) -> list[str]:
+    """Snippets around each `$` left in the prose of ``html``: TeX that was not parsed."""
+    parser = _Text()
+    parser.feed(html)
+    text = " ".join(parser.chunks)
+    return [text[max(0, m.start() - 30): m.end() + 30] for m in re.finditer(r"\$", text)]
+
+
+def test_raw_dollar_detector():
+    assert raw_dollars("<article><p>inline $x$ was not parsed</p></article>") != []
+    ok = ('<article><p>fine <span class="math notranslate">\\(x\\)</span></p>'
+          '<pre>price = "$5"</pre><div class="highlight"><pre><span>$</span></pre></div>'
+          '<p><code>$HOME</code></p></article>')
+    assert raw_dollars(ok) == []
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_raw_tex_dollar_in_the_html(path):
+    found = raw_dollars((HTML / path).read_text())
+    assert found == [], f"unrendered TeX on {path}: {found[:5]}"
+
+
+def _overflow(page, server, path, width):
+    page.set_viewport_size({"width": width, "height": 1000})
+    _open(page, server, path)
+    return page.evaluate("""() => {
+        const cut = e => e.scrollWidth > e.clientWidth + 1
+            && !['auto', 'scroll'].includes(getComputedStyle(e).overflowX);
+        const code = [...document.querySelectorAll('main div.cell_input pre')]
+            .filter(p => p.scrollWidth > p.clientWidth + 1)
+            .map(p => p.textContent.split('\\n').find(l => l.length > 70) || '');
+        const clipped = [...document.querySelectorAll(
+                'main pre, main table, main mjx-container[display="true"], main .cell_output')]
+            .filter(cut).map(e => e.tagName + ': ' + e.textContent.slice(0, 40));
+        return {code, clipped, page: document.documentElement.scrollWidth};
+    }""")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_code_fits_the_column_at_1280_px(page, server, path):
+    result = _overflow(page, server, path, 1280)
+    assert result["code"] == [], f"{path}: code wider than the column: {result['code'][:3]}"
+    assert result["clipped"] == [], f"{path}: clipped without a scroll bar: {result['clipped']}"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_nothing_is_cut_on_a_phone(page, server, path):
+    result = _overflow(page, server, path, 400)
+    assert result["clipped"] == [], f"{path}: clipped without a scroll bar: {result['clipped']}"
+    assert result["page"] <= 400, f"{path}: the page is {result['page']} px wide at 400 px"
