@@ -17,9 +17,21 @@ covariances   EM for the error covariances Q and R: exact (Kalman smoother) for
               linear-Gaussian models, with an ensemble Kalman smoother for nonlinear ones
 innovations   innovation-based estimation: Desroziers diagnostics, adaptive R and
               inflation inside an ensemble filter
+networks      small neural networks as pure JAX functions, and an optax training loop
+increments    model-error corrections learned from analysis increments (chapter 9)
 """
 
-from . import augmentation, correction, covariances, dictionary, em, innovations, likelihood
+from . import (
+    augmentation,
+    correction,
+    covariances,
+    dictionary,
+    em,
+    increments,
+    innovations,
+    likelihood,
+    networks,
+)
 from .augmentation import AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
@@ -35,6 +47,17 @@ from .covariances import (
 )
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
+from .increments import (
+    BiasCorrection,
+    IncrementCorrectedModel,
+    IncrementData,
+    LinearCorrection,
+    NetworkCorrection,
+    fit_bias,
+    fit_linear,
+    fit_network,
+    increment_data,
+)
 from .innovations import (
     AdaptiveETKF,
     DesroziersIteration,
@@ -63,6 +86,8 @@ __all__ = [
     "em",
     "innovations",
     "likelihood",
+    "networks",
+    "increments",
     # the model: likelihood, augmentation, EM, dictionaries, correction
     "FilterNoise",
     "LoglikDetails",
@@ -101,4 +126,14 @@ __all__ = [
     "desroziers_iteration",
     "adaptive_inflation_estimate",
     "AdaptiveETKF",
+    # model-error correction from analysis increments
+    "IncrementData",
+    "increment_data",
+    "BiasCorrection",
+    "LinearCorrection",
+    "NetworkCorrection",
+    "fit_bias",
+    "fit_linear",
+    "fit_network",
+    "IncrementCorrectedModel",
 ]
