@@ -1,11 +1,14 @@
-"""Targets of chapter 7: learning models and error covariances through data assimilation.
+"""Targets of chapters 7 and 9: learning models and error covariances through data
+assimilation, and model-error corrections learned from analysis increments.
 
 Prints one row per target: what is estimated, the target value, the tolerance, the
 measured value and PASS/FAIL.  The experiments live beside this script:
 
 * ``_learning_models.py``: parameters of Lorenz-96 and Lorenz-63, the dictionary model of
   Lorenz-96 learned by EM and through the auto-differentiable EnKF, model correction;
-* ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R.
+* ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R;
+* ``_learning_increments.py``: bias, linear and network corrections learned from the
+  analysis increments of a filter run with an imperfect model (chapter 9).
 
 Usage::
 
@@ -13,8 +16,9 @@ Usage::
     python benchmarks/learning.py --quick    # under 5 minutes on two cores
     python benchmarks/learning.py --part models --quick   # one module's targets only
 
-The table is also written to ``benchmarks/results/learning_{quick,full}.txt`` with the
-command and the date.  Exit status 1 when a target fails.
+The table is also written to ``benchmarks/results/learning_{quick,full}.txt`` (with
+``--part``: ``learning_<part>_{quick,full}.txt``) with the command and the date.  Exit
+status 1 when a target fails.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import _learning_covariances  # noqa: E402
+import _learning_increments  # noqa: E402
 import _learning_models  # noqa: E402
 
-PARTS = {"models": _learning_models, "covariances": _learning_covariances}
+PARTS = {"models": _learning_models, "covariances": _learning_covariances,
+         "increments": _learning_increments}
 
 
 def format_value(v) -> str:
@@ -50,7 +56,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (under 5 minutes)")
     parser.add_argument("--part", choices=PARTS,
-                        help="only the targets of one module (the table is not stored)")
+                        help="only the targets of one module (stored under its own name)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = []
@@ -74,9 +80,8 @@ def main(argv=None) -> int:
              f"{sum(r['passed'] for r in rows)} of {len(rows)} targets met in "
              f"{time.perf_counter() - start:.0f} s ({kind} run)"]
     print("\n".join(lines))
-    if args.part is not None:
-        return 0 if all(r["passed"] for r in rows) else 1
-    out = HERE / "results" / f"learning_{kind}.txt"
+    part = "" if args.part is None else f"{args.part}_"
+    out = HERE / "results" / f"learning_{part}{kind}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python benchmarks/learning.py", *(argv or sys.argv[1:])])
     out.write_text(f"# {command}\n# {datetime.date.today()}, {platform.machine()}, "
