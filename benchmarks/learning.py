@@ -9,6 +9,8 @@ measured value and PASS/FAIL.  The experiments live beside this script:
 * ``_learning_covariances.py``: EM for Q and R, innovation-based estimation of R;
 * ``_learning_reanalysis.py``: a local network trained on the truth, a reanalysis and
   interpolated observations of Lorenz-96 (chapter 8): valid times and free-run climate;
+* ``_learning_increments.py``: bias, linear and network corrections learned from the
+  analysis increments of a filter run with an imperfect model (chapter 9);
 * ``_learning_multimodel.py``: the multi-model EnKF on Lorenz-96 with sector forcing
   (chapter 10);
 * ``_learning_analysis.py``: learned analysis steps (chapter 11) and the losses (12),
@@ -41,6 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import _learning_analysis  # noqa: E402
 import _learning_covariances  # noqa: E402
+import _learning_increments  # noqa: E402
 import _learning_models  # noqa: E402
 import _learning_multimodel  # noqa: E402
 import _learning_reanalysis  # noqa: E402
@@ -49,6 +52,7 @@ PARTS = {
     "models": _learning_models,
     "covariances": _learning_covariances,
     "reanalysis": _learning_reanalysis,
+    "increments": _learning_increments,
     "multimodel": _learning_multimodel,
     "analysis": _learning_analysis,
 }

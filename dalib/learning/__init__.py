@@ -23,6 +23,7 @@ surrogates    forecast models learned from states: local random-feature regressi
               tendencies integrated by RK4, autoregressive rollout (chapter 8)
 skill         forecast skill against lead time, valid time in Lyapunov times,
               climatology of free runs (chapter 8)
+increments    model-error corrections learned from analysis increments (chapter 9)
 analysis_losses
               losses for learning an analysis step: eq. (12) against the truth,
               eq. (13) against observations, and (13) corrected for the fit to the
@@ -42,6 +43,7 @@ from . import (
     em,
     ensemble_tuning,
     gains,
+    increments,
     innovations,
     likelihood,
     networks,
@@ -73,6 +75,17 @@ from .ensemble_tuning import (
     tapered,
 )
 from .gains import gain_analysis, gain_windows, learn_gain, unroll_gain
+from .increments import (
+    BiasCorrection,
+    IncrementCorrectedModel,
+    IncrementData,
+    LinearCorrection,
+    NetworkCorrection,
+    fit_bias,
+    fit_linear,
+    fit_network,
+    increment_data,
+)
 from .innovations import (
     AdaptiveETKF,
     AdaptiveState,
@@ -104,6 +117,7 @@ __all__ = [
     "innovations",
     "likelihood",
     "networks",
+    "increments",
     "skill",
     "surrogates",
     # the model: likelihood, augmentation, EM, dictionaries, correction
@@ -162,4 +176,14 @@ __all__ = [
     "letkf_window_loss",
     "taper_support",
     "tapered",
+    # model-error correction from analysis increments
+    "IncrementData",
+    "increment_data",
+    "BiasCorrection",
+    "LinearCorrection",
+    "NetworkCorrection",
+    "fit_bias",
+    "fit_linear",
+    "fit_network",
+    "IncrementCorrectedModel",
 ]
