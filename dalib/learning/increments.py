@@ -34,8 +34,9 @@ is one iteration of the procedure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .._validate import check_array, check_int, check_same_shape
 from ..backend import asarray, backend_name, device, namespace
