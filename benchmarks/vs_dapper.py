@@ -23,8 +23,9 @@ A shared machine's timings move from run to run, so the three sides run interlea
 ``--repeats`` times (DAPPER, dalib NumPy, dalib JAX, DAPPER, ...); the table gives the
 median time per cycle with its range over the repeats, and the load average of the machine
 during the runs.  A row passes when the ratio of the medians meets its target and the two
-time-mean analysis RMSEs agree within 0.02.  Results are written to ``benchmarks/results/vs_dapper.json`` and a figure to
-``book/figures/vs_dapper.png``.
+time-mean analysis RMSEs agree within 0.02.  Results are written to
+``benchmarks/results/vs_dapper.json`` (``.txt``) and a figure to
+``book/figures/vs_dapper.png``; a ``--quick`` run writes ``vs_dapper_quick.*`` instead.
 
 Usage::
 
@@ -208,12 +209,12 @@ def main(argv=None) -> int:
             speedup = dapper_med / med
             r_dapper, r_dalib = float(np.median(rmse[name]["dapper"])), float(
                 np.median(rmse[name][side]))
-            row = dict(experiment=name, driver="NumPy" if side == "numpy" else "JAX jit",
-                       cycles=twins[name][0].J, repeats=repeats,
-                       dapper_s=dapper_med, dapper_range=_stats(t["dapper"])[1:],
-                       dalib_s=med, dalib_range=(lo, hi), speedup=speedup, target=target,
-                       dapper_rmse=r_dapper, dalib_rmse=r_dalib,
-                       passed=bool(speedup >= target and abs(r_dalib - r_dapper) <= 0.02))
+            row = {"experiment": name, "driver": "NumPy" if side == "numpy" else "JAX jit",
+                       "cycles": twins[name][0].J, "repeats": repeats,
+                       "dapper_s": dapper_med, "dapper_range": _stats(t["dapper"])[1:],
+                       "dalib_s": med, "dalib_range": (lo, hi), "speedup": speedup, "target": target,
+                       "dapper_rmse": r_dapper, "dalib_rmse": r_dalib,
+                       "passed": bool(speedup >= target and abs(r_dalib - r_dapper) <= 0.02)}
             if side == "jax":
                 row["compile_s"] = _stats(t["compile"])[0]
             if t["batch2"]:
@@ -228,15 +229,15 @@ def main(argv=None) -> int:
 
     import jax
 
-    record = dict(
-        command=" ".join(["python", "benchmarks/vs_dapper.py", *(argv or sys.argv[1:])]),
-        date=datetime.date.today().isoformat(),
-        machine=", ".join(filter(None, [platform.machine(), f"{os.cpu_count()} CPUs",
+    record = {
+        "command": " ".join(["python", "benchmarks/vs_dapper.py", *(argv or sys.argv[1:])]),
+        "date": datetime.date.today().isoformat(),
+        "machine": ", ".join(filter(None, [platform.machine(), f"{os.cpu_count()} CPUs",
                                         platform.processor()])),
-        python=platform.python_version(), numpy=np.__version__, jax=jax.__version__,
-        dapper_version=next(iter(dapper.values())).get("dapper_version"),
-        blas_threads=1, repeats=repeats, load_average=loads, rows=rows,
-    )
+        "python": platform.python_version(), "numpy": np.__version__, "jax": jax.__version__,
+        "dapper_version": next(iter(dapper.values())).get("dapper_version"),
+        "blas_threads": 1, "repeats": repeats, "load_average": loads, "rows": rows,
+    }
     write(record, lines, notes, args.quick)
     return 0 if all(r["passed"] for r in rows) else 1
 

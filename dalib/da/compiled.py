@@ -142,8 +142,8 @@ def assimilate_compiled(method: EnsembleMethod, twin, rng, *,
     compiled = run.lower(E0, rng._key, twin.y).compile()
     compiled_at = time.perf_counter()
     (E, key), series = jax.block_until_ready(compiled(E0, rng._key, twin.y))
-    seconds = dict(compile_seconds=compiled_at - start,
-                   run_seconds=time.perf_counter() - compiled_at)
+    seconds = {"compile_seconds": compiled_at - start,
+               "run_seconds": time.perf_counter() - compiled_at}
     rng._key = key
     mf, sf, ma, sa, innovations = series[:5]
 
