@@ -12,7 +12,7 @@ import math
 
 from .._validate import check_array
 from ..backend import device as array_device
-from ..backend import get_namespace, namespace, solve_triangular
+from ..backend import eigh, get_namespace, is_traced, namespace, solve_triangular
 from ..covariance import Covariance, as_covariance, gaussian_log_density
 from ..observations import ObservationOperator
 from ..random import default_rng
@@ -125,9 +125,24 @@ def etkf_weights(Yw, dw, N, xp, space: str = "auto"):
         :math:`\bar w = U \operatorname{diag}(\sigma_i / (\sigma_i^2 + N - 1)) V^\top
         \tilde d` and :math:`T = I + U \operatorname{diag}(c_i) U^\top`,
         :math:`c_i = \sqrt{(N-1)/(\sigma_i^2 + N - 1)} - 1`.
+    ``space="newton"``
+        :math:`P = G^{-1/2}` from matmuls only (:func:`inv_sqrt_newton_schulz`, the
+        spectrum of :math:`G` bounded below by :math:`N-1`):
+        :math:`\bar w = P (P \tilde Y \tilde d)`, :math:`T = \sqrt{N-1}\,P`; it falls
+        back to the eigendecomposition when the condition-number bound exceeds
+        :data:`KAPPA_MAX`.
     """
+    if space not in ("auto", "ensemble", "observation", "newton"):
+        raise ValueError(
+            "space must be 'auto', 'ensemble', 'observation' or 'newton', got " f"{space!r}"
+        )
     if space == "auto":
         space = "observation" if Yw.shape[1] < N else "ensemble"
+    if space == "newton":
+        G = Yw @ Yw.T + (N - 1) * xp.eye(N, dtype=Yw.dtype, device=array_device(Yw))
+        P = inv_sqrt_newton_schulz(G, N - 1, xp)
+        if P is not None:
+            return P @ (P @ (Yw @ dw)), math.sqrt(N - 1) * P
     if space == "observation":
         U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
         lam = sig * sig + (N - 1)
@@ -140,6 +155,121 @@ def etkf_weights(Yw, dw, N, xp, space: str = "auto"):
     w = V @ ((V.T @ (Yw @ dw)) / lam)
     T = (V * xp.sqrt((N - 1) / lam)) @ V.T
     return w, T
+
+
+# Matmul-only inverse square root ------------------------------------------------------
+
+# Largest condition-number bound for which the Newton-Schulz route is used; beyond it the
+# transforms fall back to the eigendecomposition.  At 1e8 the iteration needs 28 steps.
+KAPPA_MAX = 1e8
+# Target of the squared-error recursion: below float64's unit round-off.
+NS_TOL = 2.0**-53
+
+
+def newton_schulz_steps(kappa: float, tol: float = NS_TOL) -> int:
+    r"""Steps of :func:`inv_sqrt_newton_schulz` for a condition-number bound ``kappa``.
+
+    With the spectrum scaled into :math:`[1/\kappa, 1]`, each eigenvalue :math:`a` of the
+    iterate sees the error :math:`e_k = 1 - a z_k^2` of its inverse root :math:`z_k` obey
+
+    .. math::
+        e_{k+1} = \tfrac14 (3 e_k^2 + e_k^3), \qquad e_0 = 1 - a \le 1 - 1/\kappa,
+
+    which is increasing in :math:`e_k`, so the smallest eigenvalue is the slowest: the
+    count is the first :math:`k` with :math:`e_k \le` ``tol`` from :math:`e_0 = 1-1/\kappa`.
+    Far from convergence :math:`1 - e` grows by 9/4 per step, then the error squares:
+    about :math:`\log(\kappa)/\log(9/4) + 6` steps (11 for :math:`\kappa = 100`, 28 for
+    :math:`10^8`).
+    """
+    if not kappa >= 1:
+        raise ValueError(f"kappa must be a number >= 1, got {kappa!r}")
+    e, k = 1.0 - 1.0 / float(kappa), 0
+    while e > tol:
+        e, k = 0.25 * (3.0 * e * e + e**3), k + 1
+    return k
+
+
+def _spectral_bound(G, xp):
+    r"""Upper bound of the largest eigenvalue of symmetric ``G`` (..., n, n), shape (..., 1, 1).
+
+    The smaller of the Frobenius norm (:math:`\lambda_{max} \le \|G\|_F`, within a
+    factor :math:`\sqrt n` of it) and Gershgorin's row-sum bound.
+    """
+    frobenius = xp.sqrt(xp.sum(xp.sum(G * G, axis=-1), axis=-1))
+    gershgorin = xp.max(xp.sum(xp.abs(G), axis=-1), axis=-1)
+    return xp.minimum(frobenius, gershgorin)[..., None, None]
+
+
+def _ns_iterate(A, steps, xp):
+    r"""Coupled Newton-Schulz: :math:`Z_k \to A^{-1/2}` for a spectrum of ``A`` in (0, 1]."""
+    eye = xp.eye(A.shape[-1], dtype=A.dtype, device=array_device(A))
+    eye15 = 1.5 * eye
+    # Yh = Y_k / 2, so that T_k = 1.5 I - Z_k Yh_k takes one elementwise pass per step.
+    Yh, Z = 0.5 * A, xp.zeros_like(A) + eye
+    for k in range(steps):
+        T = eye15 - Z @ Yh
+        Z = T @ Z
+        if k + 1 < steps:
+            Yh = Yh @ T
+    return symmetrize(Z)
+
+
+def _inv_sqrt_eigh(G, xp):
+    s, V = eigh(G)
+    return (V / xp.sqrt(s)[..., None, :]) @ xp.matrix_transpose(V)
+
+
+def inv_sqrt_newton_schulz(G, lower: float, xp, kappa_max: float = KAPPA_MAX):
+    r""":math:`G^{-1/2}` of symmetric positive definite ``G`` (..., n, n) from matmuls only.
+
+    ``lower`` is a lower bound of every eigenvalue (for the ETKF's
+    :math:`G = \tilde Y \tilde Y^\top + (N-1) I`, :math:`N-1`).  With :math:`s` an upper
+    bound (:func:`_spectral_bound`), :math:`A = G/s` has its spectrum in
+    :math:`[1/\kappa, 1]`, :math:`\kappa = s/\text{lower}`, and the coupled iteration
+    (Higham 2008, *Functions of Matrices*, eq. 6.35)
+
+    .. math::
+        Y_0 = A,\; Z_0 = I,\quad T_k = \tfrac12(3I - Z_k Y_k),\quad
+        Y_{k+1} = Y_k T_k,\; Z_{k+1} = T_k Z_k
+
+    gives :math:`Z_k \to A^{-1/2}`, so :math:`G^{-1/2} = Z_k/\sqrt s`, after
+    :func:`newton_schulz_steps` (:math:`\kappa`) steps for the worst matrix of the batch.
+
+    Returns ``None`` when :math:`\kappa` exceeds ``kappa_max`` (the caller falls back to
+    the eigendecomposition).  Inside a JAX trace the bound is not known in advance: the
+    loop runs the steps of the batch's bound (``lax.fori_loop``) and a ``lax.cond`` takes
+    the eigendecomposition instead when it exceeds ``kappa_max``.
+    """
+    s = _spectral_bound(G, xp)
+    A = G / s
+    kappa = s / lower
+    if not is_traced(G):
+        kmax = float(xp.max(kappa))
+        if not kmax <= kappa_max:
+            return None
+        return _ns_iterate(A, newton_schulz_steps(kmax), xp) / xp.sqrt(s)
+    import jax
+
+    cap = newton_schulz_steps(kappa_max)
+    e, steps = 1.0 - 1.0 / xp.max(kappa), 0
+    for _ in range(cap):  # the count of newton_schulz_steps, on traced values
+        steps = steps + xp.astype(e > NS_TOL, xp.int32)
+        e = 0.25 * (3.0 * e * e + e**3)
+
+    def newton(G):
+        A = G / s
+        eye = xp.eye(A.shape[-1], dtype=A.dtype)
+
+        def body(k, YZ):
+            Yh, Z = YZ
+            T = 1.5 * eye - Z @ Yh
+            return Yh @ T, T @ Z
+
+        _, Z = jax.lax.fori_loop(0, steps, body, (0.5 * A, xp.zeros_like(A) + eye))
+        return symmetrize(Z) / xp.sqrt(s)
+
+    return jax.lax.cond(xp.max(kappa) <= kappa_max, newton,
+                        lambda G: _inv_sqrt_eigh(G, xp), G)
 
 
 def log_evidence_whitened(Yw, dw, N, R, xp):
