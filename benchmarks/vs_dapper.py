@@ -40,23 +40,23 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before NumPy loads BLAS; DAPPER also uses one thread
 
-import argparse
-import datetime
-import json
-import platform
-import subprocess
-import sys
-import time
-from pathlib import Path
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-import dalib
-from dalib.da import ETKF, LETKF, EnKF, assimilate
-from dalib.ssm import TwinExperiment
+import dalib  # noqa: E402
+from dalib.da import ETKF, LETKF, EnKF, assimilate  # noqa: E402
+from dalib.ssm import TwinExperiment  # noqa: E402
 
 DAPPER_PY = ROOT / "benchmarks" / ".venv-dapper" / "bin" / "python"
 RESULTS = ROOT / "benchmarks" / "results" / "vs_dapper.json"
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
             loads.append(load())
 
     rows = []
-    for name, d, _, target_np, target_jax in EXPERIMENTS:
+    for name, _d, _, target_np, target_jax in EXPERIMENTS:
         t = times[name]
         dapper_med = _stats(t["dapper"])[0]
         for side, target in (("numpy", target_np), ("jax", target_jax)):

@@ -9,7 +9,7 @@ from dalib.setups import lorenz96
 from dalib.ssm import TwinExperiment
 
 jax = pytest.importorskip("jax")
-from dalib.da.compiled import assimilate_compiled
+from dalib.da.compiled import assimilate_compiled  # noqa: E402
 
 METHODS = [
     ETKF(N=20, inflation=1.02),
