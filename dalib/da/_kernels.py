@@ -237,8 +237,9 @@ def inv_sqrt_newton_schulz(G, lower: float, xp, kappa_max: float = KAPPA_MAX):
 
     Returns ``None`` when :math:`\kappa` exceeds ``kappa_max`` (the caller falls back to
     the eigendecomposition).  Inside a JAX trace the bound is not known in advance: the
-    loop runs the steps of the batch's bound (``lax.fori_loop``) and a ``lax.cond`` takes
-    the eigendecomposition instead when it exceeds ``kappa_max``.
+    loop has the static length of ``kappa_max``'s step count (so that it can be
+    differentiated in reverse mode) and updates only for the steps the batch's bound needs,
+    and a ``lax.cond`` takes the eigendecomposition instead when it exceeds ``kappa_max``.
     """
     s = _spectral_bound(G, xp)
     A = G / s
@@ -263,9 +264,10 @@ def inv_sqrt_newton_schulz(G, lower: float, xp, kappa_max: float = KAPPA_MAX):
         def body(k, YZ):
             Yh, Z = YZ
             T = 1.5 * eye - Z @ Yh
-            return Yh @ T, T @ Z
+            active = k < steps  # a static loop length keeps it reverse-differentiable
+            return xp.where(active, Yh @ T, Yh), xp.where(active, T @ Z, Z)
 
-        _, Z = jax.lax.fori_loop(0, steps, body, (0.5 * A, xp.zeros_like(A) + eye))
+        _, Z = jax.lax.fori_loop(0, cap, body, (0.5 * A, xp.zeros_like(A) + eye))
         return symmetrize(Z) / xp.sqrt(s)
 
     return jax.lax.cond(xp.max(kappa) <= kappa_max, newton,

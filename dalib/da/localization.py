@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._validate import check_array, check_positive
-from ..backend import device, eigh, get_namespace, is_traced, namespace
+from ..backend import backend_name, device, eigh, get_namespace, is_traced, namespace
 from ..observations import EveryKth, Identity, Subset
 from ._kernels import (
     as_R,
@@ -291,11 +291,13 @@ def localization_matrices(d: int, locations, radius, xp="numpy", device=None):
     return _taper(dist_xy, radius), _taper(dist_yy, radius)
 
 
-# The LETKF's default transform: the matmul-only Newton-Schulz inverse square root
+# The LETKF's default transform, "auto": the matmul-only Newton-Schulz inverse square root
 # (:func:`~dalib.da._kernels.inv_sqrt_newton_schulz`), about twice as fast as the batched
-# eigh with NumPy; "eigh" is the reference.
-TRANSFORM = "newton"
-TRANSFORMS = ("newton", "eigh")
+# eigh with NumPy, on NumPy and JAX; on other backends (a GPU) the eigendecomposition, because
+# the step count needs the batch's condition number on the host, a read that would stall
+# the loop once per cycle.  "eigh" is the reference.
+TRANSFORM = "auto"
+TRANSFORMS = ("auto", "newton", "eigh")
 
 
 def _check_transform(transform):
@@ -327,6 +329,8 @@ def _letkf_chunk(X, Yw, dw, index, weight, xp, transform=TRANSFORM):
     Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (c, n, N))  # local Y~^T, (c, n, N)
     dl = xp.reshape(xp.take(dw, flat, axis=0), (c, n, 1))  # local d~
     YrT = xp.matrix_transpose(Yl * weight[:, :, None])  # Y~ diag(rho_i), (c, N, n)
+    if transform == "auto":
+        transform = "newton" if backend_name(xp) in ("numpy", "jax") else "eigh"
     if transform == "newton":
         eye = xp.eye(N, dtype=X.dtype, device=device(X))
         P = inv_sqrt_newton_schulz(YrT @ Yl + (N - 1) * eye, N - 1, xp)  # G_i^{-1/2}
@@ -406,11 +410,13 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         Multiplicative inflation of the analysis anomalies (:math:`T_i \to \alpha T_i`).
     max_bytes : int
         Bound on the buffers of one chunk of grid points (default 64 MiB).
-    transform : {"newton", "eigh"}
+    transform : {"auto", "newton", "eigh"}
         How the :math:`G_i^{-1/2}` are computed: the batched coupled Newton-Schulz
-        iteration (matmuls only, the default; falls back to ``eigh`` when the
-        condition-number bound exceeds :data:`~dalib.da._kernels.KAPPA_MAX`) or the
-        batched eigendecomposition, as written above.  Both agree to round-off.
+        iteration (matmuls only; falls back to ``eigh`` when the condition-number bound
+        exceeds :data:`~dalib.da._kernels.KAPPA_MAX`) or the batched eigendecomposition,
+        as written above; both agree to round-off.  ``"auto"`` (the default) takes
+        Newton-Schulz on NumPy and JAX and the eigendecomposition on other backends, where
+        reading the condition number would stall the loop every cycle.
 
     Returns
     -------
@@ -454,7 +460,7 @@ class LETKF(EnsembleMethod):
         grid every cycle, as the ETKF's ``rotate``.
     max_bytes : int
         Bound on the buffers of one chunk of grid points (:func:`letkf_analysis`).
-    transform : {"newton", "eigh"}
+    transform : {"auto", "newton", "eigh"}
         How the local transforms are computed (:func:`letkf_analysis`).
     """
 
