@@ -170,7 +170,7 @@ def assimilate(method: Method, twin, rng, *, store_ensembles: bool = False,
     -----
     FilterDivergenceWarning
         If the run stays finite but loses the truth (``result.diverged``, see
-        :meth:`~dalib.da.result.AssimilationResult.divergence`).
+        :meth:`~dalib.da.AssimilationResult.divergence`).
     """
     if not isinstance(method, Method):
         raise TypeError(f"method must be a dalib.da Method (e.g. ETKF(N=20)), got {method!r}")

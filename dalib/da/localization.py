@@ -413,7 +413,7 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
     transform : {"auto", "newton", "eigh"}
         How the :math:`G_i^{-1/2}` are computed: the batched coupled Newton-Schulz
         iteration (matmuls only; falls back to ``eigh`` when the condition-number bound
-        exceeds :data:`~dalib.da._kernels.KAPPA_MAX`) or the batched eigendecomposition,
+        exceeds ``KAPPA_MAX`` of ``dalib.da._kernels``) or the batched eigendecomposition,
         as written above; both agree to round-off.  ``"auto"`` (the default) takes
         Newton-Schulz on NumPy and JAX and the eigendecomposition on other backends, where
         reading the condition number would stall the loop every cycle.
