@@ -106,6 +106,24 @@ def whitened_obs(E, y, h, R, xp):
     return xbar, X, Yw, dw
 
 
+def etkf_weights_svd(U, sig, delta, N, xp):
+    r"""ETKF weights from the thin SVD :math:`\tilde Y = U \Sigma V^\top` (N, p).
+
+    ``delta`` is :math:`V^\top \tilde d`.  :math:`G = \tilde Y\tilde Y^\top + (N-1) I_N`
+    has the eigenvalues :math:`\sigma_i^2 + N - 1` on the columns of :math:`U` and
+    :math:`N - 1` elsewhere, so :math:`\bar w = U \operatorname{diag}(\sigma_i /
+    (\sigma_i^2 + N - 1))\,\delta` and :math:`T = I + U \operatorname{diag}(c_i) U^\top`,
+    :math:`c_i = \sqrt{(N-1)/(\sigma_i^2 + N - 1)} - 1`.  The observation-space route of
+    :func:`etkf_weights`, and the EnKF-N's update with the singular values scaled by its
+    inflation.
+    """
+    lam = sig * sig + (N - 1)
+    w = U @ ((sig / lam) * delta)
+    c = xp.sqrt((N - 1) / lam) - 1
+    eye = xp.eye(N, dtype=U.dtype, device=array_device(U))
+    return w, eye + (U * c) @ U.T
+
+
 def etkf_weights(Yw, dw, N, xp, space: str = "auto"):
     r"""ETKF weights: :math:`\bar w = G^{-1}\tilde Y \tilde d` and :math:`T = \sqrt{N-1}G^{-1/2}`.
 
@@ -145,11 +163,7 @@ def etkf_weights(Yw, dw, N, xp, space: str = "auto"):
             return P @ (P @ (Yw @ dw)), math.sqrt(N - 1) * P
     if space == "observation":
         U, sig, Vt = xp.linalg.svd(Yw, full_matrices=False)
-        lam = sig * sig + (N - 1)
-        w = U @ ((sig / lam) * (Vt @ dw))
-        c = xp.sqrt((N - 1) / lam) - 1
-        eye = xp.eye(N, dtype=Yw.dtype, device=array_device(Yw))
-        return w, eye + (U * c) @ U.T
+        return etkf_weights_svd(U, sig, Vt @ dw, N, xp)
     s, V = xp.linalg.eigh(Yw @ Yw.T)  # G = V diag(s + N - 1) V^T
     lam = s + (N - 1)
     w = V @ ((V.T @ (Yw @ dw)) / lam)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from .._validate import check_array, check_int, check_positive
 from ..backend import device, namespace
-from ._kernels import as_R, check_ensemble, whitened_obs
+from ._kernels import as_R, check_ensemble, etkf_weights_svd, whitened_obs
 from .enkf import random_rotation
 from .ensemble import EnsembleMethod
 
@@ -83,11 +83,7 @@ def _enkf_n(E, y, h, R, xp, xN=1.0, g=0, rotation=None, inflation=1.0):
     N = E.shape[0]
     xbar, X, U, sig, delta = _svd_parts(E, y, h, R, xp)
     lam = _inflation(sig, delta, N, xN, g, xp)
-    lam_sig = lam * sig
-    dgn = lam_sig * lam_sig + (N - 1)
-    w = U @ (lam_sig / dgn * delta)
-    c = xp.sqrt((N - 1) / dgn) - 1
-    T = xp.eye(N, dtype=E.dtype, device=device(E)) + (U * c) @ U.T
+    w, T = etkf_weights_svd(U, lam * sig, delta, N, xp)  # the ETKF of (lam X, lam Y~)
     if rotation is not None:
         T = rotation @ T
     if inflation != 1.0:
