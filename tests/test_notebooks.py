@@ -146,3 +146,38 @@ def test_weighted_norms_follow_the_notation_page():
     for src in MARKDOWN_PAGES:
         found = inverse_subscript.findall(src.read_text())
         assert not found, f"{src.name}: weighted norm with an inverse subscript {found}"
+
+
+def test_prose_only_keeps_outputs_and_refuses_changed_code(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import execute_notebooks as tool
+
+    name = "ch02_kalman"
+    book, src_dir = tmp_path / "book", tmp_path / "book" / "src"
+    src_dir.mkdir(parents=True)
+    src = (ROOT / "book" / "src" / f"{name}.md").read_text()
+    stored = (ROOT / "book" / f"{name}.ipynb").read_text()
+    cfg = tool.config()
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "BOOK", book)
+    monkeypatch.setattr(tool, "SRC", src_dir)
+    (book / f"{name}.ipynb").write_text(stored)
+
+    (src_dir / f"{name}.md").write_text(src)
+    assert not tool.prose_only(name, cfg)  # nothing changed
+
+    first_heading = next(line for line in src.splitlines() if line.startswith("# "))
+    (src_dir / f"{name}.md").write_text(
+        src.replace(first_heading, first_heading + " (edited)", 1))
+    assert tool.prose_only(name, cfg)
+    new = (book / f"{name}.ipynb").read_text()
+    assert "(edited)" in new
+    outputs = [c.get("outputs") for c in jupytext.reads(stored, "ipynb").cells
+               if c.cell_type == "code"]
+    assert outputs == [c.get("outputs") for c in jupytext.reads(new, "ipynb").cells
+                       if c.cell_type == "code"]
+
+    code_line = next(line for line in src.splitlines() if line.startswith("rng = "))
+    (src_dir / f"{name}.md").write_text(src.replace(code_line, code_line + "  # x"))
+    with pytest.raises(ValueError, match="code cell .* changed"):
+        tool.prose_only(name, cfg)

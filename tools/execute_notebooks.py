@@ -17,6 +17,8 @@ Usage::
     python tools/execute_notebooks.py --check    # verify notebooks match their sources
     python tools/execute_notebooks.py --refresh-hidden   # rewrite only the two hidden
                                                          # cells from _config.yml
+    python tools/execute_notebooks.py --prose-only ch05_4dvar   # take changed Markdown
+                                       # cells, keep the stored outputs (code unchanged)
     python tools/execute_notebooks.py --student OUT   # copies without solutions, for the
                                                       # student edition
 """
@@ -355,6 +357,45 @@ def refresh_hidden(names: list[str], cfg: dict) -> list[str]:
     return changed
 
 
+def prose_only(name: str, cfg: dict) -> bool:
+    """Rebuild ``book/<name>.ipynb`` from its source where only Markdown cells changed.
+
+    Outputs come from code cells alone, so when every code cell of the source equals the
+    stored one (source, tags and other metadata), the stored outputs are what an execution
+    would give and are kept.  Raises ``ValueError`` naming the first code cell that changed
+    (then execute the notebook).  Returns whether the file changed.
+    """
+    path = BOOK / f"{name}.ipynb"
+    stored = nbformat.read(path, as_version=4)
+    fresh = assemble(SRC / f"{name}.md", cfg)
+    old_code = [c for c in stored.cells if c.cell_type == "code"]
+    new_code = [c for c in fresh.cells if c.cell_type == "code"]
+    if len(old_code) != len(new_code):
+        raise ValueError(f"{name}: {len(new_code)} code cells in the source, "
+                         f"{len(old_code)} stored; execute the notebook")
+    for i, (old, new) in enumerate(zip(old_code, new_code)):
+        if old.source != new.source or clean_meta(old) != clean_meta(new):
+            raise ValueError(f"{name}: code cell {i} changed ({new.source[:60]!r}); "
+                             "execute the notebook")
+        new.outputs, new.execution_count = old.outputs, old.execution_count
+    if not any(c.outputs for c in new_code):
+        raise ValueError(f"{name}: no stored outputs; execute the notebook")
+    source_meta = fresh.metadata["dalib_book"]
+    fresh.metadata = copy.deepcopy(stored.metadata)  # the kernel's language_info stays
+    fresh.metadata["dalib_book"] = source_meta
+    before = nbformat.writes(stored)
+    if nbformat.writes(fresh) == before:
+        return False
+    nbformat.write(fresh, path)
+    return True
+
+
+def clean_meta(cell) -> dict:
+    meta = copy.deepcopy(dict(cell.metadata))
+    meta.pop("execution", None)
+    return meta
+
+
 def student_copy(out: Path) -> None:
     """Copy the book to ``out`` with every solution (directive, text and code) removed.
 
@@ -386,6 +427,9 @@ def main(argv=None) -> int:
     parser.add_argument("--refresh-hidden", action="store_true",
                         help="rewrite the hidden macro and install cells of the stored "
                              "notebooks from _config.yml, without executing them")
+    parser.add_argument("--prose-only", action="store_true",
+                        help="take the Markdown cells of changed sources and keep the stored "
+                             "outputs; refuses when a code cell changed")
     args = parser.parse_args(argv)
     cfg = config()
     if args.student:
@@ -396,6 +440,15 @@ def main(argv=None) -> int:
     if args.refresh_hidden:
         changed = refresh_hidden(names, cfg)
         print(f"hidden cells rewritten in {len(changed)} notebook(s): {' '.join(changed)}")
+        return 0
+    if args.prose_only:
+        todo = args.names or [n for n in names if stale(n)]
+        try:
+            changed = [n for n in todo if prose_only(n, cfg)]
+        except ValueError as err:
+            print(err)
+            return 1
+        print(f"Markdown cells rewritten in {len(changed)} notebook(s): {' '.join(changed)}")
         return 0
     if args.check:
         problems = check(names, cfg)
