@@ -25,8 +25,8 @@ def test_follows_the_documented_recipe():
     J, seed = 60, 11
     truth = dalib.setups.lorenz96(obs_every=2)
     twin = truth.simulate(J, rng=seed)
-    smoothed = enks(ETKF(N=20, inflation=1.05), twin, rng=seed + 1, lag=10)
-    filtered = assimilate(ETKF(N=20, inflation=1.05), twin, rng=seed + 1)
+    smoothed = enks(ETKF(N=20, inflation=1.07), twin, rng=seed + 1, lag=10)
+    filtered = assimilate(ETKF(N=20, inflation=1.07), twin, rng=seed + 1)
     rea = lorenz96_reanalysis(J=J, seed=seed)
     np.testing.assert_array_equal(rea.twin.x, twin.x)
     np.testing.assert_array_equal(rea.twin.y, twin.y)

@@ -19,7 +19,7 @@ __all__ = ["lorenz96_reanalysis"]
 
 
 def lorenz96_reanalysis(J: int = 1000, *, seed: int = 2025, F_model: float = 8.0,
-                        inflation: float = 1.05, smoother: bool = True, xp="numpy",
+                        inflation: float = 1.07, smoother: bool = True, xp="numpy",
                         progress=None):
     r"""A reproducible reanalysis of a Lorenz-96 twin experiment (book chapters 5 and 8).
 
@@ -49,6 +49,9 @@ def lorenz96_reanalysis(J: int = 1000, *, seed: int = 2025, F_model: float = 8.0
         Forcing of the model used to assimilate (the truth always has :math:`F = 8`).
     inflation : float
         Multiplicative inflation of the ETKF; a model with error needs more (e.g. 1.2).
+        With 1.05 the perfect-model filter loses the truth for about 100 time units once in
+        a run of 2000 (``J = 40_000``, seed 2025: the smoothed RMSE of that stretch is 0.77
+        instead of 0.22); 1.07 keeps every stretch of 100 time units between 0.23 and 0.25.
     smoother : bool
         Smooth with lag 10 (``True``) or keep the filter's analyses (``False``).
     xp : str
