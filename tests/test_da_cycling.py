@@ -174,3 +174,26 @@ def test_custom_analysis_step_runs_in_the_driver():
     np.testing.assert_allclose(a.analysis, b.analysis, atol=1e-10)
     with pytest.raises(TypeError, match="update must be callable"):
         EnsembleFilter(8, update=None)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: dalib.da.EnKF(10, inflation=1.05, radius=4.0, additive=0.01),
+    lambda: dalib.da.LETKF(10, radius=4.0),
+    lambda: dalib.da.ThreeDVar(B=0.5),
+    lambda: dalib.da.OptimalPF(20),
+], ids=["EnKF-radius", "LETKF", "3DVar", "OptimalPF"])
+def test_one_filter_object_serves_interleaved_runs_on_different_models(make):
+    # Run constants (local sets, gains, proposals) follow the model they are asked for.
+    twins = [dalib.setups.lorenz96(d=d, obs_every=k).replace(Q=0.01).simulate(5, rng=k)
+             for d, k in ((40, 1), (20, 2))]
+    alone = [assimilate(make(), tw, rng=3).analysis for tw in twins]
+    method, rngs = make(), [dalib.default_rng(3) for _ in twins]
+    states = [method.init(tw.ssm, r) for tw, r in zip(twins, rngs)]
+    analyses = [[method.moments(s)[0]] for s in states]
+    for j in range(5):
+        for k, tw in enumerate(twins):
+            states[k] = method.analysis(method.forecast(states[k], tw.ssm, rngs[k]),
+                                        tw.y[j], tw.ssm, rngs[k])
+            analyses[k].append(method.moments(states[k])[0])
+    for got, want in zip(analyses, alone):
+        np.testing.assert_allclose(np.stack(got), want, rtol=1e-10, atol=1e-12)

@@ -54,3 +54,19 @@ def test_needs_full_observation():
     tw = ssm.simulate(3, rng=0)
     with pytest.raises(ValueError, match="full observation"):
         assimilate(MultiModelEnKF(MODELS, N=10), tw, rng=0)
+
+
+def test_one_instance_serves_interleaved_runs():
+    # The running weight sums live in the state, not on the filter object.
+    mm = MultiModelEnKF(MODELS[:2], N=10, inflation=1.05)
+    twins = [sector_twin(s, 6) for s in (3, 4)]
+    alone = [assimilate(MultiModelEnKF(MODELS[:2], N=10, inflation=1.05), tw,
+                        rng=7).extras["weights"] for tw in twins]
+    rngs = [dalib.default_rng(7) for _ in twins]
+    states = [mm.init(tw.ssm, r) for tw, r in zip(twins, rngs)]
+    for j in range(twins[0].J):
+        for k, tw in enumerate(twins):
+            states[k] = mm.forecast(states[k], tw.ssm, rngs[k])
+            states[k] = mm.analysis(states[k], tw.y[j], tw.ssm, rngs[k])
+    for state, weights in zip(states, alone):
+        np.testing.assert_allclose(mm.extras(state)["weights"], weights, rtol=1e-12)

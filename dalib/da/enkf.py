@@ -333,7 +333,6 @@ class EnKF(EnsembleMethod):
         super().__init__(N, inflation, additive)
         self.radius = check_radius(radius)
         self.center = bool(center)
-        self._rho = None
 
     def _params(self):
         out = super()._params()
@@ -342,17 +341,16 @@ class EnKF(EnsembleMethod):
         return out
 
     def prepare(self, ssm):
-        self._rho = None
-        if self.radius is not None:
-            self._rho = localization_matrices(
-                ssm.d, observation_locations(ssm.h), self.radius, namespace(ssm.m0),
-                device(ssm.m0),
-            )
+        if self.radius is None:
+            return None
+        return localization_matrices(ssm.d, observation_locations(ssm.h), self.radius,
+                                     namespace(ssm.m0), device(ssm.m0))
 
     def analysis(self, E, y, ssm, rng):
         xp = namespace(E)
-        if self._rho is None:
+        rho = self.constants(ssm)
+        if rho is None:
             E = _enkf(E, y, ssm.h, ssm.R, rng, xp, self.center)
         else:
-            E = _enkf_schur(E, y, ssm.h, ssm.R, rng, *self._rho, xp, self.center)
+            E = _enkf_schur(E, y, ssm.h, ssm.R, rng, *rho, xp, self.center)
         return self._inflate(E, xp)

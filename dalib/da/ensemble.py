@@ -40,7 +40,6 @@ class EnsembleMethod(Method):
         self.N = check_int(N, "N", minimum=2)
         self.inflation = float(check_positive(inflation, "inflation"))
         self.additive = additive
-        self._add = None
 
     def _params(self):
         out = {"N": self.N, "inflation": self.inflation}
@@ -49,19 +48,24 @@ class EnsembleMethod(Method):
         return out
 
     def init(self, ssm, rng):
-        self._add = None if self.additive is None else as_covariance(
-            self.additive, "additive", d=ssm.d
-        )
-        self.prepare(ssm)
+        self._additive(ssm)
+        self.constants(ssm)
         return ssm.m0 + ssm.C0.sample(rng, (self.N,))
 
-    def prepare(self, ssm) -> None:
-        """Precompute run constants (nothing by default)."""
+    def _additive(self, ssm):
+        """The additive-inflation covariance for dimension ``ssm.d`` (validated once)."""
+        if self.additive is None:
+            return None
+        cached = getattr(self, "_additive_cov", None)
+        if cached is None or cached[0] != ssm.d:
+            self._additive_cov = (ssm.d, as_covariance(self.additive, "additive", d=ssm.d))
+        return self._additive_cov[1]
 
     def forecast(self, E, ssm, rng):
         E = ssm.step(E, rng)
-        if self._add is not None:
-            E = E + self._add.sample(rng, (self.N,))
+        add = self._additive(ssm)
+        if add is not None:
+            E = E + add.sample(rng, (self.N,))
         return E
 
     def _inflate(self, E, xp):

@@ -473,7 +473,6 @@ class LETKF(EnsembleMethod):
         self.locations = locations
         self.rotate = bool(rotate)
         self.max_bytes = int(check_positive(max_bytes, "max_bytes"))
-        self._local = None
 
     def _params(self):
         out = {"N": self.N, "radius": self.radius, **{k: v for k, v in super()._params().items()
@@ -495,11 +494,11 @@ class LETKF(EnsembleMethod):
     def prepare(self, ssm):
         locs = self.locations if self.locations is not None else observation_locations(ssm.h)
         locs = check_locations(locs, ssm.p, ssm.d)
-        self._local = local_observations(ssm.d, locs, self.radius, namespace(ssm.m0),
-                                         device(ssm.m0))
+        return local_observations(ssm.d, locs, self.radius, namespace(ssm.m0),
+                                  device(ssm.m0))
 
     def analysis(self, E, y, ssm, rng):
-        loc = self._local
+        loc = self.constants(ssm)
         xp = namespace(E)
         rotation = random_rotation(self.N, rng, xp, device(E)) if self.rotate else None
         itemsize = xp.finfo(E.dtype).bits // 8

@@ -13,12 +13,14 @@ A *method* (a filter object) is a small adapter between the pure functions of
 =====================================  =================================================
 
 ``check(ssm)`` validates once, before cycling, that the method suits the model, so the cycle
-itself calls the unvalidated internal functions.  ``init`` also precomputes what stays fixed
-over a run (a 3DVar gain, LETKF local observation sets, optimal-proposal matrices).
+itself calls the unvalidated internal functions.  ``prepare(ssm)`` returns what stays fixed
+over a run (a 3DVar gain, LETKF local observation sets, optimal-proposal matrices);
+``constants(ssm)`` computes it once per model, in ``init``, and hands it to the steps.
 
 Everything that *changes* during a run (the ensemble, adaptive estimates, their history)
 lives in the state that ``init`` returns and the driver carries, never on the method
-object (see :class:`~dalib.learning.innovations.AdaptiveState`).
+object (see :class:`~dalib.learning.innovations.AdaptiveState`), so one filter object can
+serve several runs, even interleaved ones on different models.
 
 Each filter object lives beside its algorithm:
 
@@ -48,6 +50,17 @@ class Method:
 
     def check(self, ssm) -> None:
         """Raise a clear error if the method cannot run on ``ssm``."""
+
+    def prepare(self, ssm):
+        """The run constants of ``ssm`` (a gain, local observation sets, ...), or ``None``."""
+        return None
+
+    def constants(self, ssm):
+        """``prepare(ssm)``, computed once per model: kept until a step asks with another."""
+        cached = getattr(self, "_constants", None)
+        if cached is None or cached[0] is not ssm:
+            self._constants = (ssm, self.prepare(ssm))
+        return self._constants[1]
 
     def init(self, ssm, rng):  # pragma: no cover - abstract
         raise NotImplementedError

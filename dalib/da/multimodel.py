@@ -58,8 +58,10 @@ class MultiModelEnKF(EnsembleMethod):
     q_min : float
         Floor of the model-error variances used in the weights.
 
-    The state is ``(E, Q)``: the ensemble and the ``(K, d)`` model-error variances.  The
-    mean weights of the last forecasts are kept in ``extras`` as ``"weights"`` (K, d).
+    The state is ``(E, Q, weight_sum, count)``: the ensemble, the ``(K, d)`` model-error
+    variances and the running sum of the weights over ``count`` analyses, so one instance
+    can serve several runs.  The mean weights over the run are kept in ``extras`` as
+    ``"weights"`` (K, d).
     """
 
     def __init__(self, models, N: int, inflation: float = 1.0, weights=None,
@@ -75,8 +77,6 @@ class MultiModelEnKF(EnsembleMethod):
         self.smoothing = float(check_positive(smoothing, "smoothing"))
         self.q0 = float(check_positive(q0, "q0"))
         self.q_min = float(check_positive(q_min, "q_min"))
-        self._weight_sum = None
-        self._count = 0
 
     def _params(self):
         return {"K": len(self.models), **super()._params()}
@@ -88,17 +88,17 @@ class MultiModelEnKF(EnsembleMethod):
     def init(self, ssm, rng):
         E = super().init(ssm, rng)
         xp = namespace(E)
-        self._weight_sum, self._count = None, 0
-        return E, self.q0 * xp.ones((len(self.models), ssm.d), dtype=E.dtype)
+        Q = self.q0 * xp.ones((len(self.models), ssm.d), dtype=E.dtype)
+        return E, Q, xp.zeros_like(Q), 0
 
     def forecast(self, state, ssm, rng):
-        E, Q = state
+        E, Q, weight_sum, count = state
         xi = None if ssm.Q is None else ssm.Q.sample(rng, (E.shape[0],))
         forecasts = [M(E) if xi is None else M(E) + xi for M in self.models]
-        return forecasts, Q
+        return forecasts, Q, weight_sum, count
 
     def analysis(self, state, y, ssm, rng):
-        forecasts, Q = state
+        forecasts, Q, weight_sum, count = state
         xp = namespace(Q)
         N = forecasts[0].shape[0]
         means = xp.stack([xp.mean(Ek, axis=0) for Ek in forecasts])
@@ -111,8 +111,6 @@ class MultiModelEnKF(EnsembleMethod):
             w = precision / xp.sum(precision, axis=0)
         else:
             w = xp.asarray(self.weights, dtype=Q.dtype)[:, None] * xp.ones_like(Q)
-        self._weight_sum = w if self._weight_sum is None else self._weight_sum + w
-        self._count += 1
         m_f = xp.sum(w * means, axis=0)
         v_f = xp.sum(w * P, axis=0) + xp.sum(w**2 * Q_pos, axis=0)
         X = sum(w[k, ...] * (forecasts[k] - means[k, ...]) for k in range(len(forecasts)))
@@ -122,7 +120,7 @@ class MultiModelEnKF(EnsembleMethod):
         lam = self.smoothing
         Q = (1 - lam) * Q + lam * (d2 - P - r)
         E_a = etkf_analysis(E_f, y, ssm.h, ssm.R, inflation=self.inflation)
-        return E_a, Q
+        return E_a, Q, weight_sum + w, count + 1
 
     def _members(self, state):
         E = state[0]
@@ -137,6 +135,5 @@ class MultiModelEnKF(EnsembleMethod):
         return self._members(state)
 
     def extras(self, state):
-        if self._weight_sum is None:
-            return {}
-        return {"weights": self._weight_sum / self._count}
+        _, _, weight_sum, count = state
+        return {"weights": weight_sum / count} if count else {}

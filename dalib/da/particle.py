@@ -407,13 +407,10 @@ class _ParticleFilter(Method):
 
     def init(self, ssm, rng):
         xp = namespace(ssm.m0)
-        self.prepare(ssm)
+        self.constants(ssm)
         E = ssm.m0 + ssm.C0.sample(rng, (self.N,))
         equal = xp.full((self.N,), -math.log(self.N), dtype=E.dtype, device=device(E))
         return ParticleState(E, equal)
-
-    def prepare(self, ssm):
-        pass
 
     def _resample(self, E, logw, rng, xp):
         w = xp.exp(logw)
@@ -524,12 +521,12 @@ class OptimalPF(_ParticleFilter):
     def prepare(self, ssm):
         xp = namespace(ssm.m0)
         H = observation_matrix(ssm.h, xp, ssm.d, name="h", device=device(ssm.m0))
-        self._prop = OptimalProposal(H, self._noise(ssm), ssm.R)
+        return OptimalProposal(H, self._noise(ssm), ssm.R)
 
     def forecast(self, s, ssm, rng):
         return ParticleState(ssm.M(s.E), s.logw)
 
     def analysis(self, s, y, ssm, rng):
         xp = namespace(s.E)
-        E, logw = _optimal(s.logw, s.E, y, self._prop, rng, xp)
+        E, logw = _optimal(s.logw, s.E, y, self.constants(ssm), rng, xp)
         return self._resample(E, logw, rng, xp)

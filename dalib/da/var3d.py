@@ -145,23 +145,26 @@ class ThreeDVar(Method):
         if self.K is not None and tuple(self.K.shape) != (ssm.d, ssm.p):
             raise ValueError(f"K must have shape ({ssm.d}, {ssm.p}), got {tuple(self.K.shape)}")
 
-    def init(self, ssm, rng):
+    def prepare(self, ssm):
+        """``(K, B)``: the gain (``None`` for a nonlinear ``h``) and the dense ``B``."""
+        if self.K is not None:
+            return self.K, None
         xp, dev = namespace(ssm.m0), device(ssm.m0)
-        self._gain = self.K
-        self._B = None
-        if self.K is None:
-            self._B = dense(self.B, xp, ssm.d, "B", dev)
-            if ssm.h.linear:
-                self._gain = var3d_gain(self._B, ssm.h, ssm.R.to_dense(xp, device=dev))
+        B = dense(self.B, xp, ssm.d, "B", dev)
+        K = var3d_gain(B, ssm.h, ssm.R.to_dense(xp, device=dev)) if ssm.h.linear else None
+        return K, B
+
+    def init(self, ssm, rng):
+        self.constants(ssm)
         return GaussianState(ssm.m0)
 
     def forecast(self, s, ssm, rng):
         return GaussianState(ssm.M(s.m))
 
     def analysis(self, s, y, ssm, rng):
-        K = self._gain
+        K, B = self.constants(ssm)
         if K is None:
-            K = var3d_gain(self._B, ssm.h.jacobian(s.m), ssm.R)
+            K = var3d_gain(B, ssm.h.jacobian(s.m), ssm.R)
         return GaussianState(s.m + K @ (y - ssm.h(s.m)))
 
     def moments(self, s):
