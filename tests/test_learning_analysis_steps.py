@@ -143,3 +143,22 @@ def test_bad_inputs_are_named():
         steps.init_local_analysis(0, np.eye(4), width=4)
     with pytest.raises(TypeError, match="step"):
         steps.LearnedAnalysis(None, {})
+
+
+def test_letkf_grid_runs_the_driver_for_every_pair():
+    twin = dalib.setups.lorenz96(d=10).simulate(30, rng=2)
+    grid = dalib.learning.letkf_grid(twin, 8, [1.0, 1.05], [2.0, 3.0], rng=5, burn_in=5)
+    one = assimilate(LETKF(8, radius=3.0, inflation=1.05), twin, rng=5, burn_in=5,
+                     progress=False).rmse()
+    assert grid.shape == (2, 2)
+    np.testing.assert_allclose(grid[1, 1], float(one), rtol=1e-12)
+
+
+def test_learn_inflation_radius_names_bad_inputs():
+    ssm = dalib.setups.lorenz96(d=10, xp="jax")
+    twin = dalib.setups.lorenz96(d=10).simulate(30, rng=2)
+    with pytest.raises(ValueError, match="c_max"):
+        dalib.learning.learn_inflation_radius(ssm, twin, 8, 1.05, 5.0, c_max=4.0, rng=0)
+    with pytest.raises(ValueError, match="burn_in"):
+        dalib.learning.learn_inflation_radius(ssm, twin, 8, 1.05, 2.0, c_max=4.0,
+                                              window=5, burn_in=5, rng=0)
