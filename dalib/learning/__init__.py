@@ -28,14 +28,21 @@ analysis_losses
               losses for learning an analysis step: eq. (12) against the truth,
               eq. (13) against observations, and (13) corrected for the fit to the
               noise (Mallia-Parfitt and Broecker 2016)
-gains         a constant gain of the analysis step learned through the unrolled filter
+gains         a constant gain of the analysis step learned through the unrolled filter,
+              and the time-averaged EKF gain
 ensemble_tuning
               inflation and localisation radius of the LETKF as differentiable
-              parameters (a smooth taper on local sets of a fixed maximal support)
+              parameters (a smooth taper on local sets of a fixed maximal support),
+              learned by gradient descent or chosen on a grid
+analysis_steps
+              learnable analysis steps (a local neural network) trained through the
+              unrolled filter with loss (12), (13) or corrected (13), and run in the
+              cycling driver
 """
 
 from . import (
     analysis_losses,
+    analysis_steps,
     augmentation,
     correction,
     covariances,
@@ -51,6 +58,15 @@ from . import (
     surrogates,
 )
 from .analysis_losses import corrected_observation_loss, observation_loss, truth_loss
+from .analysis_steps import (
+    LearnedAnalysis,
+    analysis_windows,
+    init_local_analysis,
+    learn_analysis,
+    local_analysis,
+    unroll_analysis,
+    window_loss,
+)
 from .augmentation import AugmentedEnKF, AugmentedObservation, AugmentedResult, augmented_enkf
 from .correction import CorrectedMap, CorrectedModel
 from .covariances import (
@@ -69,12 +85,22 @@ from .covariances import (
 from .dictionary import DictionaryModel, DictionaryODE, LocalDictionary
 from .em import ModelEMResult, expectation_maximization, least_squares_mstep
 from .ensemble_tuning import (
+    learn_inflation_radius,
+    letkf_grid,
     letkf_tuned_analysis,
     letkf_window_loss,
     taper_support,
     tapered,
+    unroll_letkf,
 )
-from .gains import gain_analysis, gain_windows, learn_gain, unroll_gain
+from .gains import (
+    GainAveragingEKF,
+    gain_analysis,
+    gain_windows,
+    learn_gain,
+    time_averaged_ekf_gain,
+    unroll_gain,
+)
 from .increments import (
     BiasCorrection,
     IncrementCorrectedModel,
@@ -109,6 +135,7 @@ from .likelihood import (
 
 __all__ = [
     "analysis_losses",
+    "analysis_steps",
     "augmentation",
     "correction",
     "covariances",
@@ -171,11 +198,23 @@ __all__ = [
     "gain_windows",
     "learn_gain",
     "unroll_gain",
+    "GainAveragingEKF",
+    "time_averaged_ekf_gain",
     "ensemble_tuning",
     "letkf_tuned_analysis",
     "letkf_window_loss",
     "taper_support",
     "tapered",
+    "unroll_letkf",
+    "learn_inflation_radius",
+    "letkf_grid",
+    "LearnedAnalysis",
+    "analysis_windows",
+    "init_local_analysis",
+    "learn_analysis",
+    "local_analysis",
+    "unroll_analysis",
+    "window_loss",
     # model-error correction from analysis increments
     "IncrementData",
     "increment_data",
