@@ -11,7 +11,7 @@ Setups (those of the chapter):
 * Surrogates: Lorenz-96 of Sakov and Oke (2008), 3DVar with B = 0.02 C_clim, forecast
   model M(x) + eps sin(x_{k-1}); the analysis RMSE at eps = 0.01 against the true model's,
   over several seeds.
-* Closeness bound: a linear model A = 1.05 x rotations (d = 40), H = I, R = I, K = I/2;
+* Closeness bound: a linear model A = rotations (d = 40), H = I, R = I, K = I/2;
   the largest RMS difference between the 3DVar analyses with M and with
   M + eps sin(x_{k-1}), divided by |I - KH| eps / (1 - lambda), lambda = |(I - KH) A|.
 * MFMC: the first slow variable of the two-scale Lorenz-96 model at T = 1 from a state
@@ -21,7 +21,8 @@ Setups (those of the chapter):
   of the pool's distribution).  Costs are measured wall-clock times per input.
 * MF-EnKF: two-scale truth, slow variables observed every 0.05 with R = I; 5 two-scale
   plus 40 cheap members (corrected slow model, fast variables regressed on their slow
-  variable) against the two-scale EnKF with the same measured forecast cost (rounded up);
+  variable) against the two-scale EnKF with the same measured forecast cost (rounded up)
+  and with twice that cost;
   best of inflations 1.05 and 1.2 for each; a filter that loses the truth scores the
   climatological spread.
 """
@@ -113,7 +114,7 @@ def _surrogate_rows(quick):
 
 
 def _bound_rows(quick):
-    lin = dalib.setups.linear_gaussian(d=40, damping=1.05, observe=np.eye(40), R=1.0)
+    lin = dalib.setups.linear_gaussian(d=40, damping=1.0, observe=np.eye(40), R=1.0)
     K = np.eye(40) / 2
     I_KH = np.eye(40) - K
     lam = float(np.linalg.norm(I_KH @ np.asarray(lin.M.A), 2))
@@ -249,18 +250,23 @@ def _mfenkf_rows(quick, h):
         err = np.asarray(run.analysis)[burn + 1:, :KS] - np.asarray(twin.x)[burn + 1:, :KS]
         return min(clim, float(np.mean(_rms(err))))
 
-    mf, hi = [], []
+    mf, hi, hi2 = [], [], []
     for seed in seeds:
         twin = h.two.simulate(J, rng=1000 + seed)
         mf.append(min(score(MultifidelityEnKF([(h.cheap, w_lo / w_hi)], N_hi=5, N=[40],
                                               inflation=f), twin, seed)
                       for f in (1.05, 1.2)))
         hi.append(min(score(EnKF(n_equal, inflation=f), twin, seed) for f in (1.05, 1.2)))
+        hi2.append(min(score(EnKF(2 * n_equal, inflation=f), twin, seed)
+                       for f in (1.05, 1.2)))
     n = len(seeds)
     return [_target(f"MF-EnKF (5 two-scale + 40 cheap members) slow-variable RMSE / "
                     f"two-scale EnKF's at equal measured cost (N = {n_equal}), mean over "
                     f"{n} seeds", "< 1", "", np.mean(mf) / np.mean(hi),
-                    np.mean(mf) < np.mean(hi))]
+                    np.mean(mf) < np.mean(hi)),
+            _target(f"MF-EnKF slow-variable RMSE / two-scale EnKF's at twice the cost "
+                    f"(N = {2 * n_equal}), mean over {n} seeds", "< 1", "",
+                    np.mean(mf) / np.mean(hi2), np.mean(mf) < np.mean(hi2))]
 
 
 def targets(quick: bool) -> list[dict]:
