@@ -11,6 +11,8 @@ measured value and PASS/FAIL.  The experiments live beside this script:
   interpolated observations of Lorenz-96 (chapter 8): valid times and free-run climate;
 * ``_learning_increments.py``: bias, linear and network corrections learned from the
   analysis increments of a filter run with an imperfect model (chapter 9);
+* ``_learning_multifidelity.py``: surrogates inside 3DVar, the closeness bound,
+  multifidelity Monte Carlo and the multifidelity EnKF (chapter 10);
 * ``_learning_multimodel.py``: the multi-model EnKF on Lorenz-96 with sector forcing
   (chapter 10);
 * ``_learning_analysis.py``: learned analysis steps (chapter 11) and the losses (12),
@@ -45,6 +47,7 @@ import _learning_analysis  # noqa: E402
 import _learning_covariances  # noqa: E402
 import _learning_increments  # noqa: E402
 import _learning_models  # noqa: E402
+import _learning_multifidelity  # noqa: E402
 import _learning_multimodel  # noqa: E402
 import _learning_reanalysis  # noqa: E402
 
@@ -53,6 +56,7 @@ PARTS = {
     "covariances": _learning_covariances,
     "reanalysis": _learning_reanalysis,
     "increments": _learning_increments,
+    "multifidelity": _learning_multifidelity,
     "multimodel": _learning_multimodel,
     "analysis": _learning_analysis,
 }
