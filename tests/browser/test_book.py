@@ -98,7 +98,9 @@ def page(browser):
 def _open(page, server, path):
     response = page.goto(server + path)
     assert response is not None and response.ok, f"{path} did not load"
-    page.wait_for_load_state("networkidle")
+    # The API reference typesets hundreds of formulas: on a busy two-core machine its load
+    # took longer than playwright's default of 30 s once.
+    page.wait_for_load_state("networkidle", timeout=120_000)
     page.wait_for_function("() => !window.MathJax || !window.MathJax.startup || "
                            "window.MathJax.startup.promise", timeout=20_000)
     page.evaluate("() => window.MathJax && MathJax.startup.promise")
