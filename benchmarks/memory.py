@@ -2,8 +2,8 @@
 
 The LETKF analyses every grid point with its own N-by-N matrix.  Stacking all of them at
 once costs about 4 N^2 + 3 N n numbers per grid point, some 100 times the ensemble itself;
-dalib processes the grid in chunks whose buffers stay below ``max_bytes`` (64 MiB by
-default), so the peak is a few ensembles plus one chunk buffer, whatever d.
+dalib processes the grid in chunks whose buffers stay below ``max_bytes`` (1 MiB by
+default with NumPy), so the peak is a few ensembles plus one chunk buffer, whatever d.
 
 Setup: Lorenz-96-like periodic grid, every point observed, R = I, N = 20, Gaspari-Cohn
 half-width 4 (17 observations per local region).  The peak is measured with ``tracemalloc``
@@ -34,12 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 import numpy as np
 
 from dalib.da import letkf_analysis, local_observations
-from dalib.da.localization import CHUNK_BYTES
+from dalib.da.localization import default_max_bytes
 from dalib.observations import Identity
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N, RADIUS = 20, 4.0
 TARGET_DS = (40_000, 1_000_000)
+CHUNK_BYTES = default_max_bytes(np)
 
 
 def peak_bytes(d: int, max_bytes: int) -> tuple[int, float]:

@@ -22,21 +22,38 @@ EPS = np.finfo(np.float64).eps
 
 
 def _scalar_error_after(kappa, steps):
-    """Error 1 - a z^2 of the smallest eigenvalue a = 1/kappa after the scalar iteration."""
-    a, z = 1.0 / kappa, 1.0
+    """Largest error 1 - a z^2 over a in [1/kappa, 1] after the scalar iteration."""
+    c0, c1, c2, _ = K.newton_schulz_start(kappa)
+    a = np.concatenate([np.linspace(1.0 / kappa, 1.0, 4001),
+                        np.geomspace(1.0 / kappa, 1.0, 4001)])
+    z = c0 + (c1 + c2 * a) * a
     for _ in range(steps):
         z = z * (3.0 - a * z * z) / 2.0
-    return abs(1.0 - a * z * z)
+    return float(np.max(np.abs(1.0 - a * z * z)))
 
 
-@pytest.mark.parametrize("kappa", [1.0, 2.0, 40.0, 1e3, 1e6, 1e8])
+@pytest.mark.parametrize("kappa", [1.0, 1.5, 2.0, 3.0, 40.0, 1e3, 1e6, 1e8])
 def test_step_count_is_the_one_the_scalar_iteration_needs(kappa):
-    """The stated count reaches float64 accuracy on the worst eigenvalue, one step less does not."""
+    """The stated count reaches float64 accuracy on every eigenvalue; one step less does not."""
     k = K.newton_schulz_steps(kappa)
     assert _scalar_error_after(kappa, k) <= 4 * EPS
     if k > 0:
         assert _scalar_error_after(kappa, k - 1) > 2.0**-53
-    assert k <= math.log(kappa) / math.log(9 / 4) + 7
+    assert k <= math.log(kappa) / math.log(9 / 4) + 5
+
+
+def test_start_error_bound_is_attained():
+    """e0 of the start is the maximum of |1 - a p(a)^2| on the interval (a fine grid), and
+    p interpolates a^(-1/2) at the three Chebyshev nodes."""
+    for kappa in (1.2, 2.0, 3.0, 10.0, 1e4):
+        c0, c1, c2, e0 = K.newton_schulz_start(kappa)
+        a = np.linspace(1.0 / kappa, 1.0, 200001)
+        grid = np.max(np.abs(1.0 - a * (c0 + (c1 + c2 * a) * a) ** 2))
+        assert grid <= e0 * (1 + 1e-12) and grid >= e0 * (1 - 1e-6)
+        m, r = (1 + 1 / kappa) / 2, (1 - 1 / kappa) / 2
+        t = m + r * np.cos(np.pi * np.array([1, 3, 5]) / 6)
+        np.testing.assert_allclose(c0 + (c1 + c2 * t) * t, t**-0.5, rtol=1e-12)
+    assert K.newton_schulz_steps(2.2) == 3 and K.newton_schulz_steps(3.0) == 4
 
 
 def _whitened(gen, N, p, scales):
@@ -50,7 +67,7 @@ def test_newton_matches_eigh(xp, N, p, lo, hi):
     gen = np.random.default_rng(N * p)
     Yw, dw = _whitened(gen, N, p, np.logspace(lo, hi, p))
     G = Yw @ Yw.T + (N - 1) * np.eye(N)
-    kappa = float(K._spectral_bound(G, np)[0, 0]) / (N - 1)
+    kappa = float(K._spectral_bound(G, N - 1, np)[0, 0]) / (N - 1)
     assert kappa <= K.KAPPA_MAX  # this case takes the Newton-Schulz route
     Yw, dw = dalib.asarray(Yw, xp), dalib.asarray(dw, xp)
     ns = dalib.namespace(Yw)
@@ -143,3 +160,19 @@ def test_letkf_newton_fallback_chunk():
     a = _letkf(E, y, h, R, loc.index, loc.weight, np, transform="newton")
     b = _letkf(E, y, h, R, loc.index, loc.weight, np, transform="eigh")
     np.testing.assert_array_equal(a, b)
+
+
+def test_spectral_bound_bounds_the_largest_eigenvalue():
+    """lower + ||G - lower I||_F and Gershgorin's bound are upper bounds, for any lower bound."""
+    gen = np.random.default_rng(6)
+    for N, p, scale in ((20, 29, 0.3), (40, 40, 1.0), (8, 3, 100.0)):
+        Y = gen.standard_normal((5, N, p)) * scale
+        G = Y @ np.swapaxes(Y, 1, 2) + (N - 1) * np.eye(N)
+        top = np.linalg.eigvalsh(G)[:, -1]
+        for lower in (N - 1, 0.5 * (N - 1), 0.0):
+            bound = K._spectral_bound(G, lower, np)[:, 0, 0]
+            assert np.all(bound >= top * (1 - 1e-14))
+    # A few large eigenvalues above N - 1: the bound is within 25% of the largest.
+    Y = gen.standard_normal((N := 20, 2)) * 3.0
+    G = Y @ Y.T + (N - 1) * np.eye(N)
+    assert K._spectral_bound(G, N - 1, np)[0, 0] <= 1.25 * np.linalg.eigvalsh(G)[-1]

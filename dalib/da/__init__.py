@@ -79,6 +79,7 @@ from .localization import (
     LETKF,
     LocalObservations,
     chunk_size,
+    default_max_bytes,
     gaspari_cohn,
     letkf_analysis,
     local_observations,
@@ -173,6 +174,7 @@ __all__ = [
     "localization_matrices",
     "letkf_analysis",
     "chunk_size",
+    "default_max_bytes",
     # particle filters
     "normalize_log_weights",
     "effective_sample_size",

@@ -252,6 +252,11 @@ def etkf_analysis(E, y, h, R, *, inflation: float = 1.0):
     :math:`T\mathbf 1 = \mathbf 1` (as :math:`\tilde Y^\top \mathbf 1 = 0`), so the analysis
     anomalies have zero mean.
 
+    The same transform is computed without the eigendecomposition when that is faster
+    (``etkf_weights`` of ``dalib.da._kernels``): from the thin SVD of :math:`\tilde Y`
+    when :math:`p < N`, else, with NumPy and JAX, as :math:`G^{-1/2}` from a coupled
+    Newton-Schulz iteration (matrix products only); all routes agree to round-off.
+
     Parameters
     ----------
     E : array, shape (N, d)

@@ -36,6 +36,7 @@ from .._validate import check_array, check_positive
 from ..backend import backend_name, device, eigh, get_namespace, is_traced, namespace
 from ..observations import EveryKth, Identity, Subset
 from ._kernels import (
+    NEWTON_BACKENDS,
     as_R,
     check_ensemble,
     inv_sqrt_newton_schulz,
@@ -48,6 +49,7 @@ __all__ = [
     "LETKF",
     "LocalObservations",
     "chunk_size",
+    "default_max_bytes",
     "gaspari_cohn",
     "letkf_analysis",
     "local_observations",
@@ -291,12 +293,13 @@ def localization_matrices(d: int, locations, radius, xp="numpy", device=None):
     return _taper(dist_xy, radius), _taper(dist_yy, radius)
 
 
-# The LETKF's default transform, "auto": with NumPy the matmul-only Newton-Schulz inverse
-# square root (:func:`~dalib.da._kernels.inv_sqrt_newton_schulz`), about twice as fast as
-# the batched eigh; elsewhere the eigendecomposition: under JAX's compiled driver the
-# batched eigh is faster (d = 1000, N = 20 on a CPU: 28 ms per cycle against 42 ms), and on
-# a GPU the Newton-Schulz step count needs the batch's condition number on the host, a read
-# that would stall the loop once per cycle.  "eigh" is the reference.
+# The LETKF's default transform, "auto": with NumPy and JAX the matmul-only Newton-Schulz
+# inverse square root (:func:`~dalib.da._kernels.inv_sqrt_newton_schulz`); at d = 1000,
+# N = 20 on a CPU a cycle takes 13 ms against 30 ms with the batched eigh (NumPy) and 8 ms
+# against 28 ms (JAX's compiled driver).  With CuPy the eigendecomposition: on a GPU the
+# step count needs the batch's condition number on the host, a read that would stall the
+# loop once per cycle (see NEWTON_BACKENDS of ``dalib.da._kernels``).  "eigh" is the
+# reference.
 TRANSFORM = "auto"
 TRANSFORMS = ("auto", "newton", "eigh")
 
@@ -308,8 +311,18 @@ def _check_transform(transform):
 
 
 # Default bound on the LETKF's per-chunk buffers (the stacked local anomalies and the
-# (c, N, N) eigendecompositions of a chunk of c grid points), in bytes.
+# (c, N, N) matrices of a chunk of c grid points), in bytes, per backend.  With NumPy a
+# chunk whose (c, N, N) arrays fit in a core's cache is faster: at d = 1000, N = 20 a
+# cycle takes 13 ms with 1 MiB chunks against 30 ms with one 64 MiB chunk, whose
+# multi-megabyte temporaries the allocator maps afresh (page faults) every cycle.
+# Elsewhere (JAX's compiler, a GPU) one large chunk keeps the kernels few and wide.
 CHUNK_BYTES = 64 * 2**20
+CHUNK_BYTES_NUMPY = 2**20
+
+
+def default_max_bytes(xp) -> int:
+    """The default chunk bound of the backend ``xp``: 1 MiB with NumPy, else 64 MiB."""
+    return CHUNK_BYTES_NUMPY if backend_name(xp) == "numpy" else CHUNK_BYTES
 
 
 def chunk_size(N: int, n: int, max_bytes: int = CHUNK_BYTES, itemsize: int = 8) -> int:
@@ -327,14 +340,16 @@ def _letkf_chunk(X, Yw, dw, index, weight, xp, transform=TRANSFORM):
     c, n = index.shape
     N = X.shape[0]
     flat = xp.reshape(index, (-1,))
-    Yl = xp.reshape(xp.take(Yw.T, flat, axis=0), (c, n, N))  # local Y~^T, (c, n, N)
+    # Local Y~^T, (c, n, N), gathered along the observation axis of Yw: a gather from the
+    # transposed view would copy all of Yw for every chunk.
+    Yl = xp.permute_dims(xp.reshape(xp.take(Yw, flat, axis=1), (N, c, n)), (1, 2, 0))
     dl = xp.reshape(xp.take(dw, flat, axis=0), (c, n, 1))  # local d~
     YrT = xp.matrix_transpose(Yl * weight[:, :, None])  # Y~ diag(rho_i), (c, N, n)
     if transform == "auto":
-        transform = "newton" if backend_name(xp) == "numpy" else "eigh"
+        transform = "newton" if backend_name(xp) in NEWTON_BACKENDS else "eigh"
     if transform == "newton":
         eye = xp.eye(N, dtype=X.dtype, device=device(X))
-        P = inv_sqrt_newton_schulz(YrT @ Yl + (N - 1) * eye, N - 1, xp)  # G_i^{-1/2}
+        P = inv_sqrt_newton_schulz(YrT @ Yl + (N - 1) * eye, N - 1, xp, eye=eye)  # G_i^-1/2
         if P is not None:
             x = X.T[:, :, None]  # x_i, (c, N, 1)
             w = P @ (P @ (YrT @ dl))  # w_i = G_i^{-1} Y~ rho_i d~
@@ -358,24 +373,21 @@ def _letkf(E, y, h, R, index, weight, xp, inflation=1.0, rotation=None, chunk=No
     _N, d = E.shape
     xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
     chunk = d if chunk is None else chunk
-    means, anomalies = [], []
+    columns = []  # the analysis of each chunk, finished there to keep one ensemble alive
     for start in range(0, d, chunk):
         stop = min(start + chunk, d)
-        dm, A = _letkf_chunk(X[:, start:stop], Yw, dw, index[start:stop, :],
-                             weight[start:stop, :], xp, transform)
-        means.append(dm)
-        anomalies.append(A)
-    Xa = anomalies[0] if len(anomalies) == 1 else xp.concat(anomalies, axis=1)
-    if rotation is not None:
-        Xa = rotation @ Xa  # one mean-preserving rotation for the whole grid
-    if inflation != 1.0:
-        Xa = inflation * Xa
-    mean_increment = means[0] if len(means) == 1 else xp.concat(means)
-    return (xbar + mean_increment) + Xa
+        mean_increment, Xa = _letkf_chunk(X[:, start:stop], Yw, dw, index[start:stop, :],
+                                          weight[start:stop, :], xp, transform)
+        if rotation is not None:
+            Xa = rotation @ Xa  # one mean-preserving rotation for the whole grid
+        if inflation != 1.0:
+            Xa = inflation * Xa
+        columns.append((xbar[start:stop] + mean_increment) + Xa)
+    return columns[0] if len(columns) == 1 else xp.concat(columns, axis=1)
 
 
 def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1.0,
-                   max_bytes: int = CHUNK_BYTES, transform: str = TRANSFORM):
+                   max_bytes: int | None = None, transform: str = TRANSFORM):
     r"""Local ensemble transform Kalman filter analysis (Hunt et al. 2007), all grid points at once.
 
     For every grid point :math:`i` this is the ETKF of :func:`~dalib.da.enkf.etkf_analysis`
@@ -409,16 +421,16 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         From :func:`local_observations`.
     inflation : float
         Multiplicative inflation of the analysis anomalies (:math:`T_i \to \alpha T_i`).
-    max_bytes : int
-        Bound on the buffers of one chunk of grid points (default 64 MiB).
+    max_bytes : int, optional
+        Bound on the buffers of one chunk of grid points (default
+        :func:`default_max_bytes`: 1 MiB with NumPy, 64 MiB with other backends).
     transform : {"auto", "newton", "eigh"}
         How the :math:`G_i^{-1/2}` are computed: the batched coupled Newton-Schulz
         iteration (matmuls only; falls back to ``eigh`` when the condition-number bound
         exceeds ``KAPPA_MAX`` of ``dalib.da._kernels``) or the batched eigendecomposition,
         as written above; both agree to round-off.  ``"auto"`` (the default) takes
-        Newton-Schulz on NumPy and the eigendecomposition on other backends (faster under
-        JAX's compiler; on a GPU reading the condition number would stall the loop every
-        cycle).
+        Newton-Schulz with NumPy and JAX (faster on a CPU) and the eigendecomposition with
+        CuPy (on a GPU reading the condition number would stall the loop every cycle).
 
     Returns
     -------
@@ -437,8 +449,9 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
         raise ValueError(f"local refers to observation {int(top)}, but y has only {y.shape[0]}: "
                          "build it with one location per component of y")
     check_positive(inflation, "inflation")
-    check_positive(max_bytes, "max_bytes")
     xp = namespace(E, y)
+    max_bytes = default_max_bytes(xp) if max_bytes is None else max_bytes
+    check_positive(max_bytes, "max_bytes")
     itemsize = xp.finfo(E.dtype).bits // 8
     chunk = chunk_size(E.shape[0], local.index.shape[1], max_bytes, itemsize)
     return _letkf(E, y, h, R, local.index, local.weight, xp, inflation, chunk=chunk,
@@ -460,28 +473,30 @@ class LETKF(EnsembleMethod):
         Apply one random mean-preserving rotation
         (:func:`~dalib.da.enkf.random_rotation`) to the analysis anomalies of the whole
         grid every cycle, as the ETKF's ``rotate``.
-    max_bytes : int
-        Bound on the buffers of one chunk of grid points (:func:`letkf_analysis`).
+    max_bytes : int, optional
+        Bound on the buffers of one chunk of grid points (:func:`letkf_analysis`; default
+        :func:`default_max_bytes` of the backend).
     transform : {"auto", "newton", "eigh"}
         How the local transforms are computed (:func:`letkf_analysis`).
     """
 
     def __init__(self, N: int, radius=None, inflation: float = 1.0, additive=None,
-                 locations=None, rotate: bool = False, max_bytes: int = CHUNK_BYTES,
+                 locations=None, rotate: bool = False, max_bytes: int | None = None,
                  transform: str = TRANSFORM):
         super().__init__(N, inflation, additive)
         self.transform = _check_transform(transform)
         self.radius = check_radius(radius)
         self.locations = locations
         self.rotate = bool(rotate)
-        self.max_bytes = int(check_positive(max_bytes, "max_bytes"))
+        self.max_bytes = (None if max_bytes is None
+                          else int(check_positive(max_bytes, "max_bytes")))
 
     def _params(self):
         out = {"N": self.N, "radius": self.radius, **{k: v for k, v in super()._params().items()
                                                       if k != "N"}}
         if self.rotate:
             out["rotate"] = True
-        if self.max_bytes != CHUNK_BYTES:
+        if self.max_bytes is not None:
             out["max_bytes"] = self.max_bytes
         if self.transform != TRANSFORM:
             out["transform"] = self.transform
@@ -504,6 +519,7 @@ class LETKF(EnsembleMethod):
         xp = namespace(E)
         rotation = random_rotation(self.N, rng, xp, device(E)) if self.rotate else None
         itemsize = xp.finfo(E.dtype).bits // 8
-        chunk = chunk_size(self.N, loc.index.shape[1], self.max_bytes, itemsize)
+        max_bytes = default_max_bytes(xp) if self.max_bytes is None else self.max_bytes
+        chunk = chunk_size(self.N, loc.index.shape[1], max_bytes, itemsize)
         return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, xp, self.inflation,
                       rotation, chunk, self.transform)
