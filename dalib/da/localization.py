@@ -335,14 +335,12 @@ def chunk_size(N: int, n: int, max_bytes: int = CHUNK_BYTES, itemsize: int = 8) 
     return max(1, int(max_bytes) // per_point)
 
 
-def _letkf_chunk(X, Yw, dw, index, weight, xp, transform=TRANSFORM):
+def _letkf_chunk(X, YwT, dw, index, weight, xp, transform=TRANSFORM):
     """Analysis increments of the grid points of one chunk: (N, c) columns."""
     c, n = index.shape
     N = X.shape[0]
     flat = xp.reshape(index, (-1,))
-    # Local Y~^T, (c, n, N), gathered along the observation axis of Yw: a gather from the
-    # transposed view would copy all of Yw for every chunk.
-    Yl = xp.permute_dims(xp.reshape(xp.take(Yw, flat, axis=1), (N, c, n)), (1, 2, 0))
+    Yl = xp.reshape(xp.take(YwT, flat, axis=0), (c, n, N))  # local Y~^T, (c, n, N)
     dl = xp.reshape(xp.take(dw, flat, axis=0), (c, n, 1))  # local d~
     YrT = xp.matrix_transpose(Yl * weight[:, :, None])  # Y~ diag(rho_i), (c, N, n)
     if transform == "auto":
@@ -372,11 +370,17 @@ def _letkf(E, y, h, R, index, weight, xp, inflation=1.0, rotation=None, chunk=No
            transform=TRANSFORM):
     _N, d = E.shape
     xbar, X, Yw, dw = whitened_obs(E, y, h, R, xp)
+    # Y~^T with contiguous rows, so that every chunk gathers whole rows: NumPy's gather
+    # from a strided view copies the whole array first, once per chunk.  Flattening
+    # copies only when the layout needs it (the LETKF's own analysis ensembles come out
+    # column-major, a fresh ensemble row-major).
+    YwT = xp.reshape(xp.reshape(Yw.T, (-1,)), (Yw.shape[1], Yw.shape[0]))
+    del Yw
     chunk = d if chunk is None else chunk
     columns = []  # the analysis of each chunk, finished there to keep one ensemble alive
     for start in range(0, d, chunk):
         stop = min(start + chunk, d)
-        mean_increment, Xa = _letkf_chunk(X[:, start:stop], Yw, dw, index[start:stop, :],
+        mean_increment, Xa = _letkf_chunk(X[:, start:stop], YwT, dw, index[start:stop, :],
                                           weight[start:stop, :], xp, transform)
         if rotation is not None:
             Xa = rotation @ Xa  # one mean-preserving rotation for the whole grid
