@@ -5,7 +5,7 @@ Lorenz-96 (F = 8, one RK4 step of 0.05 per cycle), observed in all components or
 
 * state dimension: d = 40 ... 10^6 at N = 20 for the ETKF and the perturbed-observation
   EnKF, with all or every 4th component observed, and up to 10^5 (full run: 3 x 10^5; on
-  a GPU 10^6) for the LETKF (Gaspari-Cohn half-width 5, all grid points in one batch),
+  a GPU 10^6) for the LETKF (Gaspari-Cohn half-width 5, default chunks of grid points),
   whose analysis is the most expensive;
 * ensemble size: N = 10 ... 1000 at d = 1000 for the ETKF (the LETKF up to N = 100, full
   run 200).
