@@ -57,3 +57,13 @@ def test_letkf_analysis_does_not_depend_on_the_memory_layout():
     a = letkf_analysis(np.ascontiguousarray(E), y, h, 0.7, local, max_bytes=40_000)
     b = letkf_analysis(np.asfortranarray(E), y, h, 0.7, local, max_bytes=40_000)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)  # BLAS may round differently
+
+
+def test_default_chunk_bound_depends_on_the_backend(xp):
+    """1 MiB with NumPy (cache-sized chunks), 64 MiB elsewhere; LETKF() uses it."""
+    from dalib.da.localization import CHUNK_BYTES, CHUNK_BYTES_NUMPY, default_max_bytes
+
+    numpy = dalib.backend.backend_name(xp) == "numpy"
+    assert default_max_bytes(xp) == (CHUNK_BYTES_NUMPY if numpy else CHUNK_BYTES)
+    assert CHUNK_BYTES_NUMPY < CHUNK_BYTES
+    assert "max_bytes" not in repr(LETKF(N=5, radius=2.0))

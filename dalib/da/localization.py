@@ -335,6 +335,14 @@ def chunk_size(N: int, n: int, max_bytes: int = CHUNK_BYTES, itemsize: int = 8) 
     return max(1, int(max_bytes) // per_point)
 
 
+def _grid_points_per_chunk(E, n: int, max_bytes, xp) -> int:
+    """:func:`chunk_size` for ensemble ``E`` with ``n`` local observations; ``max_bytes``
+    ``None`` takes :func:`default_max_bytes` of the backend."""
+    max_bytes = default_max_bytes(xp) if max_bytes is None else max_bytes
+    check_positive(max_bytes, "max_bytes")
+    return chunk_size(E.shape[0], n, max_bytes, xp.finfo(E.dtype).bits // 8)
+
+
 def _letkf_chunk(X, YwT, dw, index, weight, xp, transform=TRANSFORM):
     """Analysis increments of the grid points of one chunk: (N, c) columns."""
     c, n = index.shape
@@ -454,10 +462,7 @@ def letkf_analysis(E, y, h, R, local: LocalObservations, *, inflation: float = 1
                          "build it with one location per component of y")
     check_positive(inflation, "inflation")
     xp = namespace(E, y)
-    max_bytes = default_max_bytes(xp) if max_bytes is None else max_bytes
-    check_positive(max_bytes, "max_bytes")
-    itemsize = xp.finfo(E.dtype).bits // 8
-    chunk = chunk_size(E.shape[0], local.index.shape[1], max_bytes, itemsize)
+    chunk = _grid_points_per_chunk(E, local.index.shape[1], max_bytes, xp)
     return _letkf(E, y, h, R, local.index, local.weight, xp, inflation, chunk=chunk,
                   transform=_check_transform(transform))
 
@@ -522,8 +527,6 @@ class LETKF(EnsembleMethod):
         loc = self.constants(ssm)
         xp = namespace(E)
         rotation = random_rotation(self.N, rng, xp, device(E)) if self.rotate else None
-        itemsize = xp.finfo(E.dtype).bits // 8
-        max_bytes = default_max_bytes(xp) if self.max_bytes is None else self.max_bytes
-        chunk = chunk_size(self.N, loc.index.shape[1], max_bytes, itemsize)
+        chunk = _grid_points_per_chunk(E, loc.index.shape[1], self.max_bytes, xp)
         return _letkf(E, y, ssm.h, ssm.R, loc.index, loc.weight, xp, self.inflation,
                       rotation, chunk, self.transform)

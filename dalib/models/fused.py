@@ -12,7 +12,7 @@ import os
 
 import array_api_compat as aac
 
-__all__ = ["use_fused_kernels", "lorenz96_rk4"]
+__all__ = ["use_fused_kernels", "fused_applies", "lorenz96_rk4"]
 
 _FUSED = {"enabled": os.environ.get("DALIB_FUSED_KERNELS", "1") != "0"}
 
@@ -29,6 +29,11 @@ def use_fused_kernels(enabled: bool = True) -> bool:
     return previous
 
 
+def fused_applies(x) -> bool:
+    """Whether a fused kernel may run on ``x``: a CuPy array, with the kernels switched on."""
+    return _FUSED["enabled"] and aac.is_cupy_array(x)
+
+
 def lorenz96_rk4(x, F, dt: float, steps: int):
     """``steps`` RK4 steps of Lorenz-96 with one fused kernel per stage, on a GPU.
 
@@ -38,7 +43,7 @@ def lorenz96_rk4(x, F, dt: float, steps: int):
     tendency, the next stage point and the RK4 sum in one pass, instead of the dozen
     temporary arrays of the generic shift-and-combine code.
     """
-    if not _FUSED["enabled"] or not aac.is_cupy_array(x):
+    if not fused_applies(x):
         return None
     if not isinstance(F, numbers.Real) or x.dtype.char not in "fd":  # pragma: no cover
         return None
